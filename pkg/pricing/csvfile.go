@@ -77,7 +77,6 @@ func readCSV(fsys fs.FS, name, label string, header []string, p *problems) []rec
 
 	r := csv.NewReader(f)
 	r.FieldsPerRecord = -1 // checked below, so that every bad row is reported
-	r.ReuseRecord = false
 	var rows []record
 	first := true
 	for {
