@@ -1,0 +1,153 @@
+// Package reorder holds one partition's events until its event-time
+// watermark passes them, and releases them in the order the billing engine
+// needs, so results do not depend on arrival order within the lateness.
+//
+// The watermark is the highest event time seen minus the allowed lateness.
+// Released events are in (time, phone_number_id, customer, billing.Less)
+// order, strictly increasing across calls. An event at or behind the
+// watermark already released is late: Add refuses it, and the caller
+// dead-letters it.
+package reorder
+
+import (
+	"math"
+
+	"github.com/wameter/wameter/pkg/billing"
+)
+
+// Item is a buffered event with the input offset it came from.
+type Item struct {
+	Event  billing.Event
+	Offset int64
+}
+
+// Before is the release order.
+func Before(a, b *billing.Event) bool {
+	if a.Time != b.Time {
+		return a.Time < b.Time
+	}
+	if a.PhoneNumberID != b.PhoneNumberID {
+		return a.PhoneNumberID < b.PhoneNumberID
+	}
+	if a.Customer != b.Customer {
+		return a.Customer < b.Customer
+	}
+	return billing.Less(a, b)
+}
+
+// Buffer is a min-heap of events by release order. Not safe for concurrent use.
+type Buffer struct {
+	lateness int64
+	maxSeen  int64
+	released int64 // events with Time <= released have been released
+	items    []Item
+}
+
+// New returns an empty buffer allowing lateness seconds of disorder.
+func New(lateness int64) *Buffer {
+	return &Buffer{lateness: lateness, maxSeen: math.MinInt64, released: math.MinInt64}
+}
+
+// Len returns how many events are buffered.
+func (b *Buffer) Len() int { return len(b.items) }
+
+// Released returns the watermark up to which events were released (inclusive).
+func (b *Buffer) Released() int64 { return b.released }
+
+// MaxSeen returns the highest event time added.
+func (b *Buffer) MaxSeen() int64 { return b.maxSeen }
+
+// Restore sets the positions a checkpoint recorded.
+func (b *Buffer) Restore(released, maxSeen int64) {
+	b.released, b.maxSeen = released, maxSeen
+}
+
+// Late reports whether an event at time t would be refused.
+func (b *Buffer) Late(t int64) bool { return t <= b.released }
+
+// Add buffers an event; it returns false, buffering nothing, if it is late.
+func (b *Buffer) Add(ev *billing.Event, offset int64) bool {
+	if ev.Time <= b.released {
+		return false
+	}
+	if ev.Time > b.maxSeen {
+		b.maxSeen = ev.Time
+	}
+	b.items = append(b.items, Item{Event: *ev, Offset: offset})
+	b.up(len(b.items) - 1)
+	return true
+}
+
+// Ready returns the watermark the buffer may release up to now: the highest
+// event time seen minus the lateness.
+func (b *Buffer) Ready() int64 {
+	if b.maxSeen == math.MinInt64 {
+		return math.MinInt64
+	}
+	return b.maxSeen - b.lateness
+}
+
+// Release calls fn, in release order, for every buffered event with time at
+// or before upTo, and records upTo as released (it never goes back). The
+// event passed to fn is only valid during the call.
+func (b *Buffer) Release(upTo int64, fn func(it *Item)) {
+	if upTo <= b.released {
+		return
+	}
+	var top Item
+	for len(b.items) > 0 && b.items[0].Event.Time <= upTo {
+		top = b.items[0]
+		last := len(b.items) - 1
+		b.items[0] = b.items[last]
+		b.items[last] = Item{}
+		b.items = b.items[:last]
+		if last > 0 {
+			b.down(0)
+		}
+		fn(&top)
+	}
+	b.released = upTo
+}
+
+// MinOffset returns the lowest input offset among buffered events, or -1.
+func (b *Buffer) MinOffset() int64 {
+	min := int64(-1)
+	for i := range b.items {
+		if o := b.items[i].Offset; min < 0 || o < min {
+			min = o
+		}
+	}
+	return min
+}
+
+func (b *Buffer) less(i, j int) bool { return Before(&b.items[i].Event, &b.items[j].Event) }
+
+func (b *Buffer) up(j int) {
+	for {
+		i := (j - 1) / 2
+		if i == j || !b.less(j, i) {
+			break
+		}
+		b.items[i], b.items[j] = b.items[j], b.items[i]
+		j = i
+	}
+}
+
+func (b *Buffer) down(i int) {
+	n := len(b.items)
+	for {
+		l := 2*i + 1
+		if l >= n || l < 0 {
+			break
+		}
+		j := l
+		if r := l + 1; r < n && b.less(r, l) {
+			j = r
+		}
+		if !b.less(j, i) {
+			break
+		}
+		b.items[i], b.items[j] = b.items[j], b.items[i]
+		i = j
+	}
+}
