@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -215,5 +216,85 @@ func TestMessageMemoryIsBounded(t *testing.T) {
 	}
 	if !st.Idle(base+100+DefaultMessageMemory, DefaultMessageMemory) {
 		t.Error("a key whose messages are all older than the memory is idle")
+	}
+}
+
+// The ledger's counters survive a checkpoint: pricing continues identically.
+func TestLedgerSurvivesMarshalRoundTrip(t *testing.T) {
+	cat := testCatalog(t)
+	rng := rand.New(rand.NewPCG(5, 5))
+	// Derive with a ledger that prices nothing yet: a tier-less catalog
+	// still prices, so take the units before pricing from a recording run.
+	evs := randomTraffic(rng, 4000)
+	for i := range evs {
+		evs[i].Time -= 365 * 86400 // CBP-2023: the free tier applies
+	}
+	eng, _ := New(Config{Catalog: cat})
+	var out Output
+	var st *State
+	var key Key
+	slices.SortStableFunc(evs, func(a, b Event) int {
+		if c := cmp.Compare(a.Customer, b.Customer); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.PhoneNumberID, b.PhoneNumberID); c != 0 {
+			return c
+		}
+		switch {
+		case Less(&a, &b):
+			return -1
+		case Less(&b, &a):
+			return 1
+		}
+		return 0
+	})
+	for i := range evs {
+		if k := KeyOf(&evs[i]); st == nil || k != key {
+			st, key = &State{}, k
+		}
+		eng.Apply(st, &evs[i], &out)
+	}
+	units := out.Units
+	slices.SortStableFunc(units, func(a, b Unit) int {
+		if UnitLess(&a, &b) {
+			return -1
+		}
+		if UnitLess(&b, &a) {
+			return 1
+		}
+		return 0
+	})
+	price := func(split int) []Unit {
+		led, _ := NewLedger(cat, nil)
+		priced := slices.Clone(units)
+		for i := range priced {
+			if i == split {
+				b, _ := led.MarshalBinary()
+				led, _ = NewLedger(cat, nil)
+				if err := led.UnmarshalBinary(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			led.Price(&priced[i])
+		}
+		return priced
+	}
+	want := price(-1)
+	free, paid := 0, 0
+	for _, u := range want {
+		switch {
+		case u.PricingType == PTFreeTier:
+			free++
+		case u.Category == CatService && u.PricingType == PTRegular:
+			paid++
+		}
+	}
+	if free < FreeServicePerMonth || paid == 0 {
+		t.Fatalf("%d free-tier and %d paid service units: the traffic does not cross the free tier", free, paid)
+	}
+	for _, split := range []int{1, len(units) / 2, len(units) - 1} {
+		if got := price(split); !reflect.DeepEqual(got, want) {
+			t.Fatalf("ledger restored at unit %d prices differently", split)
+		}
 	}
 }

@@ -1,7 +1,11 @@
 package billing
 
 import (
+	"cmp"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -142,4 +146,77 @@ func (l *Ledger) Forget(beforeMonth int32) {
 			delete(l.volume, k)
 		}
 	}
+}
+
+const ledgerVersion = 1
+
+// MarshalBinary returns the ledger's counters (not its stats), in a stable
+// order, for a checkpoint.
+func (l *Ledger) MarshalBinary() ([]byte, error) {
+	dst := []byte{ledgerVersion}
+	free := make([]wabaMonth, 0, len(l.free))
+	for k := range l.free {
+		free = append(free, k)
+	}
+	slices.SortFunc(free, func(a, b wabaMonth) int {
+		return cmp.Or(cmp.Compare(a.waba, b.waba), cmp.Compare(a.month, b.month))
+	})
+	dst = binary.AppendUvarint(dst, uint64(len(free)))
+	for _, k := range free {
+		dst = binary.AppendUvarint(dst, k.waba)
+		dst = binary.AppendVarint(dst, int64(k.month))
+		dst = binary.AppendUvarint(dst, uint64(l.free[k]))
+	}
+	vol := make([]volumeKey, 0, len(l.volume))
+	for k := range l.volume {
+		vol = append(vol, k)
+	}
+	slices.SortFunc(vol, func(a, b volumeKey) int {
+		return cmp.Or(cmp.Compare(a.portfolio, b.portfolio), cmp.Compare(a.month, b.month),
+			cmp.Compare(a.category, b.category), cmp.Compare(a.market, b.market))
+	})
+	dst = binary.AppendUvarint(dst, uint64(len(vol)))
+	for _, k := range vol {
+		dst = binary.AppendUvarint(dst, k.portfolio)
+		dst = binary.AppendVarint(dst, int64(k.month))
+		dst = append(dst, byte(k.category))
+		dst = binary.AppendUvarint(dst, uint64(len(k.market)))
+		dst = append(dst, k.market...)
+		dst = binary.AppendUvarint(dst, l.volume[k])
+	}
+	return dst, nil
+}
+
+// UnmarshalBinary replaces the ledger's counters with a checkpoint's.
+func (l *Ledger) UnmarshalBinary(b []byte) error {
+	if len(b) == 0 || b[0] != ledgerVersion {
+		return errors.New("ledger checkpoint: bad version")
+	}
+	r := reader{b: b[1:]}
+	free := make(map[wabaMonth]uint32)
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		k := wabaMonth{waba: r.uvarint(), month: int32(r.varint())}
+		free[k] = uint32(r.uvarint())
+	}
+	volume := make(map[volumeKey]uint64)
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		k := volumeKey{portfolio: r.uvarint(), month: int32(r.varint()), category: Category(r.byte())}
+		m := r.uvarint()
+		if r.err == nil && m > uint64(len(r.b)) {
+			return errStateTruncated
+		}
+		if r.err == nil {
+			k.market = string(r.b[:m])
+			r.b = r.b[m:]
+		}
+		volume[k] = r.uvarint()
+	}
+	if r.err != nil {
+		return fmt.Errorf("ledger checkpoint: %w", r.err)
+	}
+	if len(r.b) != 0 {
+		return fmt.Errorf("ledger checkpoint: %d trailing bytes", len(r.b))
+	}
+	l.free, l.volume = free, volume
+	return nil
 }
