@@ -1,0 +1,456 @@
+// Package window is the stateful stage keyed by customer: it reorders each
+// partition's events by event time (reorder.Buffer), applies them to the
+// per-key billing states, and emits conversation rows (to the rows topic)
+// and billing units (to the units topic, keyed by portfolio), followed by a
+// watermark control record to every units partition. Its state is
+// checkpointed to a compacted changelog topic after every batch, before the
+// input offset is committed.
+package window
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/wameter/wameter/pkg/accounts"
+	"github.com/wameter/wameter/pkg/billing"
+	"github.com/wameter/wameter/pkg/pricing"
+	"github.com/wameter/wameter/pkg/reorder"
+	"github.com/wameter/wameter/pkg/sink"
+	"github.com/wameter/wameter/pkg/stream"
+	"github.com/wameter/wameter/pkg/webhook"
+	"github.com/wameter/wameter/services/wameter/internal/changelog"
+	"github.com/wameter/wameter/services/wameter/internal/wire"
+)
+
+// Config configures the window stage.
+type Config struct {
+	EventsTopic string
+	UnitsTopic  string
+	RowsTopic   string
+	StateTopic  string
+	// UnitsPartitions is the partition count of UnitsTopic: every one gets
+	// the watermark control records.
+	UnitsPartitions int
+	// Lateness is how long to wait for out-of-order events (event time).
+	Lateness time.Duration
+	// IdleFlush: a partition with no new events for this long (wall
+	// clock) releases everything it holds.
+	IdleFlush time.Duration
+	// MessageMemory: see billing.Config.
+	MessageMemory time.Duration
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	for name, v := range map[string]string{"events topic": c.EventsTopic, "units topic": c.UnitsTopic,
+		"rows topic": c.RowsTopic, "state topic": c.StateTopic} {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("window: %s is empty", name))
+		}
+	}
+	if c.UnitsPartitions <= 0 {
+		errs = append(errs, errors.New("window: units partitions must be positive"))
+	}
+	if c.Lateness < 0 {
+		errs = append(errs, errors.New("window: lateness must not be negative"))
+	}
+	if c.IdleFlush <= 0 {
+		errs = append(errs, errors.New("window: idle flush must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Stage implements stream.Handler for the events topic.
+type Stage struct {
+	cfg      Config
+	catalog  *pricing.Catalog
+	book     *accounts.Book
+	kafka    stream.Config
+	producer *stream.Producer
+	dlq      *stream.DeadLetters
+	logger   *zap.Logger
+	m        *metrics
+	now      func() time.Time
+
+	mu    sync.Mutex
+	parts map[int]*part
+}
+
+type metrics struct {
+	events        *prometheus.CounterVec // outcome
+	units         prometheus.Counter
+	conversations prometheus.Counter
+	keys          *prometheus.GaugeVec // partition
+	buffered      *prometheus.GaugeVec // partition
+	unknownKind   prometheus.Counter
+	restored      prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	f := promauto.With(reg)
+	return &metrics{
+		events: f.NewCounterVec(prometheus.CounterOpts{Name: "wameter_window_events_total",
+			Help: "Events seen by the window stage by outcome (applied, late, bad, replayed)."}, []string{"outcome"}),
+		units: f.NewCounter(prometheus.CounterOpts{Name: "wameter_window_units_total",
+			Help: "Billing units emitted to the account stage."}),
+		conversations: f.NewCounter(prometheus.CounterOpts{Name: "wameter_window_conversations_total",
+			Help: "Conversation rows emitted."}),
+		keys: f.NewGaugeVec(prometheus.GaugeOpts{Name: "wameter_window_state_keys",
+			Help: "Per-key states held, by partition."}, []string{"partition"}),
+		buffered: f.NewGaugeVec(prometheus.GaugeOpts{Name: "wameter_window_buffered_events",
+			Help: "Events waiting for the watermark, by partition."}, []string{"partition"}),
+		unknownKind: f.NewCounter(prometheus.CounterOpts{Name: "wameter_window_unknown_kind_total",
+			Help: "Delivered messages whose kind (template category or not) is unknown: no row."}),
+		restored: f.NewCounter(prometheus.CounterOpts{Name: "wameter_window_restored_keys_total",
+			Help: "Per-key states restored from the changelog."}),
+	}
+}
+
+// New returns the stage. producer writes units, rows and the changelog.
+func New(cfg Config, kcfg stream.Config, catalog *pricing.Catalog, book *accounts.Book,
+	producer *stream.Producer, dlq *stream.DeadLetters, logger *zap.Logger, reg prometheus.Registerer) (*Stage, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if catalog == nil || book == nil || producer == nil || dlq == nil || logger == nil || reg == nil {
+		return nil, errors.New("window: nil dependency")
+	}
+	return &Stage{cfg: cfg, catalog: catalog, book: book, kafka: kcfg, producer: producer, dlq: dlq,
+		logger: logger.Named("window"), m: newMetrics(reg), now: time.Now, parts: make(map[int]*part)}, nil
+}
+
+// part is one assigned partition's state; only its partition goroutine
+// touches it.
+type part struct {
+	id     int
+	label  string
+	logger *zap.Logger
+	buf    *reorder.Buffer
+	eng    *billing.Engine
+	states map[billing.Key]*billing.State
+	dirty  map[billing.Key]struct{}
+	seq    uint64 // last unit sequence number emitted
+	// replayUntil: records below this offset were read before the
+	// checkpoint; they are only re-buffered, never judged late again.
+	replayUntil int64
+	next        int64 // next input offset
+	lastInput   time.Time
+	idle        bool
+	published   int64 // watermark last published
+	publishedOK bool
+	lastSweep   int64
+	unknownSeen uint64
+
+	out     billing.Output
+	units   []kafka.Message
+	rows    []kafka.Message
+	letters []stream.Letter
+}
+
+func (s *Stage) part(p int) *part {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.parts[p]
+}
+
+// Assigned restores the partition's state from the changelog and returns
+// the offset to replay from.
+func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int64) (int64, error) {
+	eng, err := billing.New(billing.Config{Catalog: s.catalog, Accounts: s.book,
+		MessageMemory: int64(s.cfg.MessageMemory / time.Second)})
+	if err != nil {
+		return 0, err
+	}
+	pt := &part{id: p, label: strconv.Itoa(p), logger: s.logger.With(zap.Int("partition", p)),
+		buf: reorder.New(int64(s.cfg.Lateness / time.Second)), eng: eng,
+		states: make(map[billing.Key]*billing.State), dirty: make(map[billing.Key]struct{}),
+		lastInput: s.now()}
+	var meta *checkpoint
+	started := time.Now()
+	n, err := changelog.Restore(ctx, s.kafka, s.cfg.StateTopic, p, func(key, value []byte) error {
+		switch {
+		case len(key) == 1 && key[0] == 'm':
+			var c checkpoint
+			if err := c.unmarshal(value); err != nil {
+				return err
+			}
+			meta = &c
+		case len(key) == 17 && key[0] == 's':
+			k := billing.Key{PhoneNumberID: binary.BigEndian.Uint64(key[1:9]), Customer: binary.BigEndian.Uint64(key[9:17])}
+			if value == nil {
+				delete(pt.states, k)
+				return nil
+			}
+			st := &billing.State{}
+			if err := st.UnmarshalBinary(value); err != nil {
+				return fmt.Errorf("state of %d/%d: %w", k.PhoneNumberID, k.Customer, err)
+			}
+			pt.states[k] = st
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("window partition %d: restore: %w", p, err)
+	}
+	start := committed
+	if meta != nil {
+		pt.buf.Restore(meta.released, meta.maxSeen)
+		pt.seq, pt.replayUntil, pt.next = meta.seq, meta.next, meta.next
+		pt.published, pt.publishedOK, pt.lastSweep = meta.released, true, meta.lastSweep
+		start = meta.replayFrom
+	} else if committed > 0 {
+		pt.logger.Warn("no checkpoint in the changelog but a committed offset: starting with empty state",
+			zap.Int64("committed", committed))
+	}
+	s.m.restored.Add(float64(len(pt.states)))
+	s.m.keys.WithLabelValues(pt.label).Set(float64(len(pt.states)))
+	pt.logger.Info("partition assigned", zap.Int("changelog_records", n), zap.Int("keys", len(pt.states)),
+		zap.Int64("start", start), zap.Int64("replay_until", pt.replayUntil), zap.Duration("restore", time.Since(started)))
+	s.mu.Lock()
+	s.parts[p] = pt
+	s.mu.Unlock()
+	return start, nil
+}
+
+// Handle buffers a batch of events, releases what the watermark passed,
+// and checkpoints.
+func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.Message) (int64, error) {
+	pt := s.part(p)
+	for i := range batch {
+		m := &batch[i]
+		pt.next = m.Offset + 1
+		var ev billing.Event
+		if err := webhook.ReadEvent(m.Value, &ev); err != nil {
+			if m.Offset >= pt.replayUntil {
+				s.m.events.WithLabelValues("bad").Inc()
+				pt.letters = append(pt.letters, stream.Letter{Source: *m, Reason: "bad_event", Err: err})
+			}
+			continue
+		}
+		if m.Offset < pt.replayUntil {
+			if !pt.buf.Late(ev.Time) {
+				pt.buf.Add(&ev, m.Offset)
+			}
+			s.m.events.WithLabelValues("replayed").Inc()
+			continue
+		}
+		if !pt.buf.Add(&ev, m.Offset) {
+			s.m.events.WithLabelValues("late").Inc()
+			pt.letters = append(pt.letters, stream.Letter{Source: *m, Reason: "late",
+				Err: fmt.Errorf("event time %s is at or behind the released watermark %s (lateness %s)",
+					time.Unix(ev.Time, 0).UTC().Format(time.RFC3339), time.Unix(pt.buf.Released(), 0).UTC().Format(time.RFC3339), s.cfg.Lateness)})
+			continue
+		}
+		s.m.events.WithLabelValues("applied").Inc()
+	}
+	pt.lastInput = s.now()
+	pt.idle = false
+	s.release(pt, pt.buf.Ready())
+	return s.flush(ctx, pt)
+}
+
+// Tick releases everything of a partition quiet for IdleFlush, so the tail
+// of a stream is not held forever, and marks it idle for the account stage.
+func (s *Stage) Tick(ctx context.Context, topic string, p int) (int64, error) {
+	pt := s.part(p)
+	if pt.idle || s.now().Sub(pt.lastInput) < s.cfg.IdleFlush {
+		return -1, nil
+	}
+	if pt.buf.MaxSeen() > pt.buf.Released() {
+		s.release(pt, pt.buf.MaxSeen())
+	}
+	pt.idle = true
+	return s.flush(ctx, pt)
+}
+
+// Revoked checkpoints a last time.
+func (s *Stage) Revoked(ctx context.Context, topic string, p int) (int64, error) {
+	pt := s.part(p)
+	commit, err := s.flush(ctx, pt)
+	s.mu.Lock()
+	delete(s.parts, p)
+	s.mu.Unlock()
+	s.m.keys.DeleteLabelValues(pt.label)
+	s.m.buffered.DeleteLabelValues(pt.label)
+	return commit, err
+}
+
+// sweepEvery is how much event time passes between evictions of idle keys.
+const sweepEvery = 3600
+
+// release applies every buffered event up to upTo to its key's state and
+// queues what it derives.
+func (s *Stage) release(pt *part, upTo int64) {
+	pt.buf.Release(upTo, func(it *reorder.Item) {
+		k := billing.KeyOf(&it.Event)
+		st := pt.states[k]
+		if st == nil {
+			st = &billing.State{}
+			pt.states[k] = st
+		}
+		pt.out.Reset()
+		pt.eng.Apply(st, &it.Event, &pt.out)
+		pt.dirty[k] = struct{}{}
+		for i := range pt.out.Conversations {
+			c := &pt.out.Conversations[i]
+			id := c.ID()
+			pt.rows = append(pt.rows, kafka.Message{Topic: s.cfg.RowsTopic, Key: id[:],
+				Value: sink.AppendConversationRow(nil, c, s.book.Get(c.WABA).Portfolio)})
+		}
+		for i := range pt.out.Units {
+			u := &pt.out.Units[i]
+			pt.seq++
+			pt.units = append(pt.units, kafka.Message{Topic: s.cfg.UnitsTopic,
+				Key:   strconv.AppendUint(nil, s.book.Get(u.WABA).Portfolio, 10),
+				Value: wire.AppendUnit(nil, int32(pt.id), pt.seq, u)})
+		}
+	})
+	if d := pt.eng.Stats.UnknownKind - pt.unknownSeen; d > 0 {
+		s.m.unknownKind.Add(float64(d))
+		pt.unknownSeen = pt.eng.Stats.UnknownKind
+	}
+	released := pt.buf.Released()
+	if released-pt.lastSweep >= sweepEvery {
+		memory := pt.eng.MessageMemory()
+		for k, st := range pt.states {
+			if st.Idle(released, memory) {
+				delete(pt.states, k)
+				pt.dirty[k] = struct{}{}
+			}
+		}
+		pt.lastSweep = released
+	}
+}
+
+// flush makes everything released durable downstream, publishes the
+// watermark, checkpoints, and returns the offset to commit.
+func (s *Stage) flush(ctx context.Context, pt *part) (int64, error) {
+	if len(pt.letters) > 0 {
+		if err := s.dlq.Send(ctx, pt.letters...); err != nil {
+			return -1, fmt.Errorf("window partition %d: dead letters: %w", pt.id, err)
+		}
+		pt.letters = pt.letters[:0]
+	}
+	// Units and rows first: a watermark must never overtake a unit it covers.
+	if out := append(pt.rows, pt.units...); len(out) > 0 {
+		if err := s.producer.WriteMessages(ctx, out...); err != nil {
+			return -1, fmt.Errorf("window partition %d: write units: %w", pt.id, err)
+		}
+		s.m.units.Add(float64(len(pt.units)))
+		s.m.conversations.Add(float64(len(pt.rows)))
+		pt.rows, pt.units = pt.rows[:0], pt.units[:0]
+	}
+	wm := pt.buf.Released()
+	if pt.idle && pt.buf.Len() == 0 {
+		wm = wire.Idle
+	}
+	if !pt.publishedOK || wm != pt.published {
+		msgs := make([]kafka.Message, s.cfg.UnitsPartitions)
+		for q := range msgs {
+			msgs[q] = stream.WithPartition(kafka.Message{Topic: s.cfg.UnitsTopic, Value: wire.AppendWatermark(nil, int32(pt.id), wm)}, q)
+		}
+		if err := s.producer.WriteMessages(ctx, msgs...); err != nil {
+			return -1, fmt.Errorf("window partition %d: write watermark: %w", pt.id, err)
+		}
+		pt.published, pt.publishedOK = wm, true
+	}
+	if err := s.checkpoint(ctx, pt); err != nil {
+		return -1, err
+	}
+	s.m.keys.WithLabelValues(pt.label).Set(float64(len(pt.states)))
+	s.m.buffered.WithLabelValues(pt.label).Set(float64(pt.buf.Len()))
+	if min := pt.buf.MinOffset(); min >= 0 {
+		return min, nil
+	}
+	return pt.next, nil
+}
+
+// checkpoint writes the changed keys and the partition's positions to the
+// changelog partition of the same number.
+func (s *Stage) checkpoint(ctx context.Context, pt *part) error {
+	msgs := make([]kafka.Message, 0, len(pt.dirty)+1)
+	for k := range pt.dirty {
+		key := make([]byte, 17)
+		key[0] = 's'
+		binary.BigEndian.PutUint64(key[1:9], k.PhoneNumberID)
+		binary.BigEndian.PutUint64(key[9:17], k.Customer)
+		var value []byte
+		if st := pt.states[k]; st != nil {
+			value, _ = st.AppendBinary(nil)
+		}
+		msgs = append(msgs, stream.WithPartition(kafka.Message{Topic: s.cfg.StateTopic, Key: key, Value: value}, pt.id))
+	}
+	replayFrom := pt.buf.MinOffset()
+	if replayFrom < 0 {
+		replayFrom = pt.next
+	}
+	c := checkpoint{released: pt.buf.Released(), maxSeen: pt.buf.MaxSeen(), seq: pt.seq,
+		next: pt.next, replayFrom: replayFrom, lastSweep: pt.lastSweep}
+	msgs = append(msgs, stream.WithPartition(kafka.Message{Topic: s.cfg.StateTopic, Key: []byte{'m'}, Value: c.marshal()}, pt.id))
+	if err := s.producer.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("window partition %d: checkpoint: %w", pt.id, err)
+	}
+	clear(pt.dirty)
+	return nil
+}
+
+// checkpoint is a partition's position: what it released, the unit
+// sequence, and where its input must be read again from.
+type checkpoint struct {
+	released, maxSeen int64
+	seq               uint64
+	next, replayFrom  int64
+	lastSweep         int64
+}
+
+func (c *checkpoint) marshal() []byte {
+	b := []byte{1}
+	b = binary.AppendVarint(b, c.released)
+	b = binary.AppendVarint(b, c.maxSeen)
+	b = binary.AppendUvarint(b, c.seq)
+	b = binary.AppendVarint(b, c.next)
+	b = binary.AppendVarint(b, c.replayFrom)
+	return binary.AppendVarint(b, c.lastSweep)
+}
+
+func (c *checkpoint) unmarshal(b []byte) error {
+	if len(b) == 0 || b[0] != 1 {
+		return errors.New("window checkpoint: bad version")
+	}
+	b = b[1:]
+	read := func() int64 {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			b = nil
+			return 0
+		}
+		b = b[n:]
+		return v
+	}
+	c.released = read()
+	c.maxSeen = read()
+	seq, n := binary.Uvarint(b)
+	if n <= 0 {
+		return errors.New("window checkpoint: truncated")
+	}
+	b = b[n:]
+	c.seq = seq
+	c.next = read()
+	c.replayFrom = read()
+	c.lastSweep = read()
+	if b == nil {
+		return errors.New("window checkpoint: truncated")
+	}
+	return nil
+}
