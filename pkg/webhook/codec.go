@@ -25,7 +25,8 @@ const eventFormatV1 = 1
 var ErrCorruptEvent = errors.New("corrupt event encoding")
 
 // AppendEvent appends the binary encoding of e to dst and returns the
-// extended slice. Decode it with ReadEvent.
+// extended slice. Decode it with ReadEvent, which accepts only events with
+// a Kind and in-range enums, as the decoders produce them.
 func AppendEvent(dst []byte, e *billing.Event) []byte {
 	var flags byte
 	if e.Referral {
