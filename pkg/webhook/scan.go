@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/binary"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -139,9 +140,21 @@ func (s *scanner) readString() (raw []byte, plain bool, err error) {
 	b := s.buf
 	start := s.pos + 1
 	plain = true
-	for i := start; i < len(b); i++ {
-		c := b[i]
-		switch {
+	i := start
+	for {
+		// Most of a payload is plain ASCII string content: skip it eight
+		// bytes at a time, then one at a time up to the next special byte.
+		for i+8 <= len(b) && !hasSpecialByte(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
+		for i < len(b) && plainByte[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			s.pos = len(b)
+			return nil, false, s.syntax("unterminated string")
+		}
+		switch c := b[i]; {
 		case c == '"':
 			s.pos = i + 1
 			return b[start:i], plain, nil
@@ -167,12 +180,31 @@ func (s *scanner) readString() (raw []byte, plain bool, err error) {
 		case c < 0x20:
 			s.pos = i
 			return nil, false, s.syntax("control character in string")
-		case c >= utf8.RuneSelf:
+		default: // c >= utf8.RuneSelf
 			plain = false
 		}
+		i++
 	}
-	s.pos = len(b)
-	return nil, false, s.syntax("unterminated string")
+}
+
+// plainByte[c] is true for the bytes a string may hold as they are and
+// that need no decoding: ASCII but '"', '\\' and control characters.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// hasSpecialByte reports whether any byte of the eight in w is not a
+// plainByte: '"', '\\', below 0x20 or at least 0x80 (SWAR: each test sets the
+// high bit of the bytes it matches).
+func hasSpecialByte(w uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	quote := w ^ (ones * '"')
+	backslash := w ^ (ones * '\\')
+	control := w - ones*0x20
+	return ((quote-ones)&^quote|(backslash-ones)&^backslash|control|w)&highs != 0
 }
 
 // stringValue reads the string under pos and returns its decoded value,

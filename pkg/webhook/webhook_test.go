@@ -424,3 +424,24 @@ func TestParseSeconds(t *testing.T) {
 		}
 	}
 }
+
+// hasSpecialByte must find every non-plain byte at every position of a
+// word, whatever plain bytes surround it.
+func TestHasSpecialByte(t *testing.T) {
+	for _, filler := range []byte{0x20, 'a', 0x7f} {
+		for pos := range 8 {
+			for c := range 256 {
+				var w [8]byte
+				for i := range w {
+					w[i] = filler
+				}
+				w[pos] = byte(c)
+				got := hasSpecialByte(uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+					uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56)
+				if want := !plainByte[c]; got != want {
+					t.Fatalf("byte %#x at %d among %#x: got %v, want %v", c, pos, filler, got, want)
+				}
+			}
+		}
+	}
+}
