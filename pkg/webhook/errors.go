@@ -35,11 +35,13 @@ const (
 	ReasonUnknownCategory Reason = "unknown_category"
 )
 
-// Reasons lists every Reason, for metrics that pre-create one series each.
-var Reasons = []Reason{
-	ReasonInvalidJSON, ReasonInvalidField, ReasonNotWhatsApp,
-	ReasonMissingPhoneNumberID, ReasonInvalidID, ReasonMissingField,
-	ReasonMissingTimestamp, ReasonInvalidTimestamp, ReasonUnknownCategory,
+// Reasons returns every Reason, for metrics that pre-create one series each.
+func Reasons() []Reason {
+	return []Reason{
+		ReasonInvalidJSON, ReasonInvalidField, ReasonNotWhatsApp,
+		ReasonMissingPhoneNumberID, ReasonInvalidID, ReasonMissingField,
+		ReasonMissingTimestamp, ReasonInvalidTimestamp, ReasonUnknownCategory,
+	}
 }
 
 // Error is a rejected payload. Reason is one of the Reason constants; Path

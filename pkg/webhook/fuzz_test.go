@@ -21,7 +21,8 @@ func seedBodies(t testing.TB, sends bool) [][]byte {
 		}
 		name := d.Name()
 		isSend := strings.HasPrefix(name, "send")
-		if isSend != sends {
+		isJSON := strings.HasSuffix(name, ".json") || strings.HasSuffix(name, ".jsonl")
+		if !isJSON || isSend != sends {
 			return nil
 		}
 		b, err := os.ReadFile(path)
