@@ -26,6 +26,7 @@ type Decoder struct {
 
 	// Where the reader is, for error paths only: indexes are -1 outside.
 	entry, change, item int
+	inValue             bool // inside changes[change].value
 	section             string
 }
 
@@ -70,7 +71,7 @@ func (d *Decoder) reset(body []byte) {
 	d.arena = d.arena[:0]
 	d.refs = d.refs[:0]
 	d.entry, d.change, d.item = -1, -1, -1
-	d.section = ""
+	d.inValue, d.section = false, ""
 }
 
 // finish turns a decode result into what the caller gets: on success the
@@ -129,7 +130,10 @@ func (d *Decoder) path() string {
 		if d.change >= 0 {
 			b = append(b, ".changes["...)
 			b = strconv.AppendInt(b, int64(d.change), 10)
-			b = append(b, "].value"...)
+			b = append(b, ']')
+			if d.inValue {
+				b = append(b, ".value"...)
+			}
 		}
 	}
 	if d.section != "" {

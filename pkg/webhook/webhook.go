@@ -1,6 +1,8 @@
 package webhook
 
 import (
+	"errors"
+
 	"github.com/wameter/wameter/pkg/billing"
 )
 
@@ -191,7 +193,9 @@ func (d *Decoder) changeObject(dst []billing.Event) ([]billing.Event, error) {
 				break
 			}
 			valueStart, depth := s.pos, s.depth
+			d.inValue = true
 			dst, err = d.value(dst)
+			d.inValue = false
 			if err != nil && !fieldKnown && !isSyntax(err) {
 				pending = err
 				dst, d.refs = dst[:start], d.refs[:refStart]
@@ -214,8 +218,8 @@ func (d *Decoder) changeObject(dst []billing.Event) ([]billing.Event, error) {
 }
 
 func isSyntax(err error) bool {
-	e, ok := err.(*Error)
-	return ok && e.Reason == ReasonInvalidJSON
+	var e *Error
+	return errors.As(err, &e) && e.Reason == ReasonInvalidJSON
 }
 
 // value reads a change's value. Its metadata may follow its messages and

@@ -445,3 +445,22 @@ func TestHasSpecialByte(t *testing.T) {
 		}
 	}
 }
+
+func TestDecodeWebhookErrorPaths(t *testing.T) {
+	const head = `{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{}},`
+	tests := []struct{ body, want string }{
+		{head + `5]}]}`, "entry[0].changes[1]: change is not an object"},
+		{head + `{"field":7}]}]}`, "entry[0].changes[1]: field is not a string"},
+		{head + `{"value":{"metadata":[]}}]}]}`, "entry[0].changes[1].value.metadata: metadata is not an object"},
+		{head + `{"value":{"metadata":{"phone_number_id":"1"},"messages":[{"id":"a","from":"x"}]}}]}]}`,
+			`entry[0].changes[1].value.messages[0]: from "x" is not a numeric id`},
+		{`{"object":"whatsapp_business_account","entry":[{"id":"1"},{"changes":{}}]}`, "entry[1]: changes is not an array"},
+		{`{"statuses":[` + okStatus + `,{}]}`, "statuses[0]: On-Premises payload (no entry envelope) and no phone_number_id record header"},
+	}
+	for _, tc := range tests {
+		_, err := DecodeWebhook([]byte(tc.body), Headers{}, nil)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s:\n got %v\nwant %s", tc.body, err, tc.want)
+		}
+	}
+}
