@@ -1,0 +1,226 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+
+	"github.com/wameter/wameter/pkg/accounts"
+	"github.com/wameter/wameter/pkg/pricing"
+	"github.com/wameter/wameter/pkg/sink"
+	"github.com/wameter/wameter/pkg/stream"
+	"github.com/wameter/wameter/services/wameter/internal/account"
+	"github.com/wameter/wameter/services/wameter/internal/normalize"
+	"github.com/wameter/wameter/services/wameter/internal/sinkstage"
+	"github.com/wameter/wameter/services/wameter/internal/window"
+)
+
+// Roles are the stages a process can run.
+var Roles = []string{"normalize", "window", "account", "sink"}
+
+// Migrator applies the schemas to the database (creating it); set by main
+// so that this package does not depend on the schema files' location.
+type Migrator func(ctx context.Context, cfg sink.Config, logger *zap.Logger) error
+
+// LoadData loads the rate card catalog and the accounts file, and checks
+// that every account's currency has a rate card.
+func LoadData(cfg *Config) (*pricing.Catalog, *accounts.Book, error) {
+	var cat *pricing.Catalog
+	var err error
+	if cfg.PricingDir != "" {
+		cat, err = pricing.LoadDir(cfg.PricingDir)
+	} else {
+		cat, err = pricing.Default()
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("pricing data: %w", err)
+	}
+	book := accounts.Empty()
+	if cfg.AccountsFile != "" {
+		if book, err = accounts.Load(cfg.AccountsFile); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := book.Validate(cat.HasCurrency); err != nil {
+		return nil, nil, err
+	}
+	return cat, book, nil
+}
+
+// Run runs the given roles until ctx ends or one fails.
+func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logger *zap.Logger) error {
+	for _, r := range roles {
+		if !slices.Contains(Roles, r) {
+			return fmt.Errorf("unknown role %q (want %v)", r, Roles)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cat, book, err := LoadData(&cfg)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	logger.Info("starting", zap.Strings("roles", roles), zap.Object("kafka", cfg.Kafka), zap.Object("clickhouse", cfg.ClickHouse),
+		zap.Duration("lateness", cfg.Lateness), zap.Duration("idle_flush", cfg.IdleFlush))
+
+	var ready atomic.Bool
+	var sinkWriter *sink.Writer
+	var g run.Group
+	if cfg.OpsAddr != "" {
+		ln, err := net.Listen("tcp", cfg.OpsAddr)
+		if err != nil {
+			return fmt.Errorf("ops server: %w", err)
+		}
+		srv := &http.Server{Handler: opsMux(reg, func() bool {
+			return ready.Load() && (sinkWriter == nil || sinkWriter.Healthy())
+		}), ReadHeaderTimeout: 5 * time.Second}
+		g.Add(func() error {
+			logger.Info("ops server listening", zap.String("addr", ln.Addr().String()))
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		}, func(error) {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		})
+	}
+
+	topics, err := stream.EnsureTopics(ctx, cfg.Kafka, topicSpecs(&cfg))
+	if err != nil {
+		return fmt.Errorf("ensure topics: %w", err)
+	}
+	producer, err := stream.NewProducer(cfg.Kafka, stream.ProducerConfig{}, logger, reg)
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+
+	var consumers []*stream.Consumer
+	add := func(role string, topicNames []string, h stream.Handler, cc stream.ConsumerConfig) error {
+		cc.GroupID = cfg.GroupPrefix + "-" + role
+		cc.Topics = topicNames
+		c, err := stream.NewConsumer(cfg.Kafka, cc, h, logger.Named(role), prometheus.WrapRegistererWith(prometheus.Labels{"role": role}, reg))
+		if err != nil {
+			return err
+		}
+		consumers = append(consumers, c)
+		return nil
+	}
+	deadLetters := func(role string) (*stream.DeadLetters, error) {
+		return stream.NewDeadLetters(producer, stream.DeadLetterConfig{Topic: cfg.Topics.DLQ, Stage: role},
+			prometheus.WrapRegistererWith(prometheus.Labels{"role": role}, reg))
+	}
+	idle := min(cfg.IdleFlush/2, time.Second)
+	for _, role := range roles {
+		dlq, err := deadLetters(role)
+		if err != nil {
+			return err
+		}
+		var h stream.Handler
+		var in []string
+		cc := stream.ConsumerConfig{IdleInterval: idle}
+		switch role {
+		case "normalize":
+			in = []string{cfg.Topics.Webhooks, cfg.Topics.Sends}
+			h, err = normalize.New(normalize.Config{WebhooksTopic: cfg.Topics.Webhooks, SendsTopic: cfg.Topics.Sends,
+				EventsTopic: cfg.Topics.Events}, producer, dlq, logger, reg)
+		case "window":
+			in = []string{cfg.Topics.Events}
+			cc.BatchSize = 5000
+			h, err = window.New(window.Config{EventsTopic: cfg.Topics.Events, UnitsTopic: cfg.Topics.Units,
+				RowsTopic: cfg.Topics.Rows, StateTopic: cfg.Topics.WindowState, UnitsPartitions: topics[cfg.Topics.Units],
+				Lateness: cfg.Lateness, IdleFlush: cfg.IdleFlush, MessageMemory: cfg.MessageMemory},
+				cfg.Kafka, cat, book, producer, dlq, logger, reg)
+		case "account":
+			in = []string{cfg.Topics.Units}
+			cc.BatchSize = 5000
+			h, err = account.New(account.Config{UnitsTopic: cfg.Topics.Units, RowsTopic: cfg.Topics.Rows,
+				StateTopic: cfg.Topics.AccountState, Sources: topics[cfg.Topics.Events]},
+				cfg.Kafka, cat, book, producer, dlq, logger, reg)
+		case "sink":
+			in = []string{cfg.Topics.Rows}
+			cc.BatchSize = 10000
+			cc.BatchWait = time.Second
+			if cfg.Migrate && migrate != nil {
+				if err := migrate(ctx, cfg.ClickHouse, logger); err != nil {
+					return fmt.Errorf("migrate: %w", err)
+				}
+			}
+			var conn clickhouse.Conn
+			if conn, err = sink.Open(ctx, cfg.ClickHouse); err != nil {
+				return fmt.Errorf("clickhouse: %w", err)
+			}
+			defer conn.Close()
+			if sinkWriter, err = sink.NewWriter(conn, cfg.ClickHouse, logger, reg); err != nil {
+				return err
+			}
+			h, err = sinkstage.New(sinkWriter, dlq, logger)
+		}
+		if err != nil {
+			return err
+		}
+		if err := add(role, in, h, cc); err != nil {
+			return err
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for _, c := range consumers {
+		g.Add(func() error { return c.Run(ctx) }, func(error) { cancel() })
+	}
+	g.Add(func() error {
+		ready.Store(true)
+		<-ctx.Done()
+		return nil
+	}, func(error) { ready.Store(false); cancel() })
+	return g.Run()
+}
+
+func topicSpecs(cfg *Config) []stream.TopicSpec {
+	spec := func(name string, configs map[string]string) stream.TopicSpec {
+		return stream.TopicSpec{Name: name, Partitions: cfg.Partitions, ReplicationFactor: cfg.ReplicationFactor, Configs: configs}
+	}
+	compact := map[string]string{"cleanup.policy": "compact"}
+	t := cfg.Topics
+	return []stream.TopicSpec{
+		spec(t.Webhooks, nil), spec(t.Sends, nil), spec(t.DLQ, nil),
+		spec(t.Events, nil), spec(t.Units, nil), spec(t.Rows, nil),
+		spec(t.WindowState, compact), spec(t.AccountState, compact),
+	}
+}
+
+func opsMux(reg *prometheus.Registry, ready func() bool) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}

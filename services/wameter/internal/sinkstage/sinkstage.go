@@ -1,0 +1,105 @@
+// Package sinkstage consumes the rows topic and stores conversation and
+// charge rows in ClickHouse through sink.Writer, committing a partition's
+// offset only once its rows are stored (effectively once: see pkg/sink).
+package sinkstage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/wameter/wameter/pkg/sink"
+	"github.com/wameter/wameter/pkg/stream"
+)
+
+// Stage implements stream.Handler for the rows topic.
+type Stage struct {
+	writer *sink.Writer
+	dlq    *stream.DeadLetters
+	logger *zap.Logger
+}
+
+// New returns the stage.
+func New(writer *sink.Writer, dlq *stream.DeadLetters, logger *zap.Logger) (*Stage, error) {
+	if writer == nil || dlq == nil || logger == nil {
+		return nil, errors.New("sink stage: nil dependency")
+	}
+	return &Stage{writer: writer, dlq: dlq, logger: logger.Named("sink")}, nil
+}
+
+// Assigned reads back what ClickHouse holds of the partition and starts at
+// the committed offset: rows stored already are skipped by the writer,
+// whatever Kafka's committed offset says.
+func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int64) (int64, error) {
+	res, err := s.writer.Resume(ctx, int32(p))
+	if err != nil {
+		return 0, fmt.Errorf("sink partition %d: resume: %w", p, err)
+	}
+	s.logger.Info("partition assigned", zap.Int("partition", p), zap.Int64("committed", committed),
+		zap.Any("stored_max_offset", res.MaxOffset), zap.Int("recent_ids", res.RecentIDs))
+	return committed, nil
+}
+
+// Handle batches the rows and stores them.
+func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.Message) (int64, error) {
+	var letters []stream.Letter
+	var row sink.Row
+	for i := range batch {
+		m := &batch[i]
+		if err := sink.DecodeRow(m.Value, &row); err != nil {
+			letters = append(letters, stream.Letter{Source: *m, Reason: "bad_row", Err: err})
+			continue
+		}
+		if err := s.writer.Add(&row, int32(p), m.Offset); err != nil {
+			letters = append(letters, stream.Letter{Source: *m, Reason: "bad_row", Err: err})
+		}
+	}
+	if len(letters) > 0 {
+		if err := s.dlq.Send(ctx, letters...); err != nil {
+			return -1, fmt.Errorf("sink partition %d: dead letters: %w", p, err)
+		}
+	}
+	return s.flush(ctx, p, batch[len(batch)-1].Offset+1)
+}
+
+func (s *Stage) flush(ctx context.Context, p int, next int64) (int64, error) {
+	if err := s.writer.Flush(ctx); err != nil {
+		return -1, fmt.Errorf("sink partition %d: %w", p, err)
+	}
+	if off, ok := s.writer.Committable(int32(p)); ok {
+		return max(off, next), nil
+	}
+	return next, nil
+}
+
+// Tick stores what other partitions' batches left pending.
+func (s *Stage) Tick(ctx context.Context, topic string, p int) (int64, error) {
+	if s.writer.Pending() == 0 {
+		return -1, nil
+	}
+	if err := s.writer.Flush(ctx); err != nil {
+		return -1, fmt.Errorf("sink partition %d: %w", p, err)
+	}
+	if off, ok := s.writer.Committable(int32(p)); ok {
+		return off, nil
+	}
+	return -1, nil
+}
+
+// Revoked stores the partition's rows and forgets it.
+func (s *Stage) Revoked(ctx context.Context, topic string, p int) (int64, error) {
+	if err := s.writer.Flush(ctx); err != nil {
+		return -1, fmt.Errorf("sink partition %d: %w", p, err)
+	}
+	off, ok := s.writer.Committable(int32(p))
+	if err := s.writer.Release(int32(p)); err != nil {
+		return -1, err
+	}
+	if !ok {
+		return -1, nil
+	}
+	return off, nil
+}
