@@ -1,0 +1,385 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wameter/wameter/pkg/billing"
+)
+
+func TestWriterStoresRowsExactly(t *testing.T) {
+	e := newEnv(t)
+	w := newWriter(t, e.conn, Config{})
+	resume(t, w, 0, 1)
+
+	var want []record
+	offsets := map[int32]int64{}
+	put := func(r Row, partition int32) {
+		rec := record{r, partition, offsets[partition]}
+		offsets[partition]++
+		add(t, w, &rec.row, rec.partition, rec.offset)
+		want = append(want, rec)
+	}
+	for i := range 150 {
+		put(chargeRecord(t, i), int32(i%2))
+		if i%3 == 0 {
+			put(conversationRecord(t, i), int32(i%2))
+		}
+	}
+	// Extremes of the columns.
+	extreme := testUnit(1000)
+	extreme.AmountMicro, extreme.Tier, extreme.WABA = maxAmountMicro, 65535, 0
+	put(decode(t, AppendChargeRow(nil, &extreme, 0)), 0)
+	extreme = testUnit(1001)
+	extreme.AmountMicro = -maxAmountMicro
+	put(decode(t, AppendChargeRow(nil, &extreme, 0)), 0)
+
+	flush(t, w)
+
+	var wantCharges, wantConvs []record
+	for _, r := range want {
+		if r.row.Table == TableCharges {
+			wantCharges = append(wantCharges, r)
+		} else {
+			wantConvs = append(wantConvs, r)
+		}
+	}
+	sortRecords(wantCharges)
+	sortRecords(wantConvs)
+	compareRecords(t, "charges", storedCharges(t, e.conn), wantCharges)
+	compareRecords(t, "conversations", storedConversations(t, e.conn), wantConvs)
+
+	if got := inserted(t, w, TableCharges); got != float64(len(wantCharges)) {
+		t.Errorf("inserted charges metric %v, want %d", got, len(wantCharges))
+	}
+	for p, next := range offsets {
+		if got, ok := w.Committable(p); !ok || got != next {
+			t.Errorf("Committable(%d) = %d, %v; want %d", p, got, ok, next)
+		}
+	}
+	if n := count(t, e.conn, "SELECT count() FROM charges WHERE inserted_at < now() - 3600"); n != 0 {
+		t.Errorf("%d rows without a current inserted_at", n)
+	}
+}
+
+func sortRecords(rs []record) {
+	for i := 1; i < len(rs); i++ {
+		for j := i; j > 0 && (rs[j].partition < rs[j-1].partition ||
+			rs[j].partition == rs[j-1].partition && rs[j].offset < rs[j-1].offset); j-- {
+			rs[j], rs[j-1] = rs[j-1], rs[j]
+		}
+	}
+}
+
+func compareRecords(t *testing.T, table string, got, want []record) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d rows stored, want %d", table, len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("%s row %d:\n got %+v\nwant %+v", table, i, got[i], want[i])
+		}
+	}
+}
+
+func TestWriterSkipsDuplicates(t *testing.T) {
+	e := newEnv(t)
+	w := newWriter(t, e.conn, Config{})
+	resume(t, w, 0)
+
+	rows := make([]Row, 120)
+	for i := range rows {
+		rows[i] = chargeRecord(t, i)
+	}
+	for i := range 100 {
+		add(t, w, &rows[i], 0, int64(i))
+	}
+	flush(t, w)
+
+	// Redelivered at the same offsets (a consumer restarted before its
+	// commit): all skipped by offset.
+	for i := range 100 {
+		add(t, w, &rows[i], 0, int64(i))
+	}
+	flush(t, w)
+	if got := skipped(t, w, TableCharges, reasonOffset); got != 100 {
+		t.Errorf("skipped by offset %v, want 100", got)
+	}
+
+	// Re-emitted upstream at new offsets, between new rows and twice within
+	// one batch: skipped by id.
+	add(t, w, &rows[10], 0, 100)
+	add(t, w, &rows[100], 0, 101)
+	add(t, w, &rows[20], 0, 102)
+	add(t, w, &rows[101], 0, 103)
+	add(t, w, &rows[101], 0, 104)
+	flush(t, w)
+	if got := skipped(t, w, TableCharges, reasonID); got != 3 {
+		t.Errorf("skipped by id %v, want 3", got)
+	}
+
+	if n := count(t, e.conn, "SELECT count() FROM charges"); n != 102 {
+		t.Fatalf("%d rows stored, want 102", n)
+	}
+	if n := count(t, e.conn, "SELECT uniqExact(charge_id) FROM charges"); n != 102 {
+		t.Fatalf("%d distinct ids, want 102", n)
+	}
+	if next, _ := w.Committable(0); next != 105 {
+		t.Errorf("Committable = %d, want 105", next)
+	}
+	if n := count(t, e.conn, "SELECT toUInt64(sum(units)) FROM spend_hourly"); n != 102 {
+		t.Errorf("rollup counts %d units, want 102", n)
+	}
+}
+
+func TestWriterResumeAfterCrash(t *testing.T) {
+	e := newEnv(t)
+	const p = 3
+	rec := func(i int) Row {
+		if i%4 == 0 {
+			return conversationRecord(t, i)
+		}
+		return chargeRecord(t, i)
+	}
+
+	// The first process stores offsets 0..199, batches 200..249, and dies
+	// before flushing them or committing anything.
+	first := newWriter(t, e.conn, Config{})
+	resume(t, first, p)
+	for i := range 250 {
+		r := rec(i)
+		add(t, first, &r, p, int64(i))
+		if i == 199 {
+			flush(t, first)
+		}
+	}
+
+	// The next one starts from Kafka's committed offset (none: 0), and the
+	// upstream re-emits two stored rows at new offsets.
+	second := newWriter(t, e.conn, Config{})
+	res, err := second.Resume(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.MaxOffset[TableConversations] != 196 || res.MaxOffset[TableCharges] != 199 || res.RecentIDs != 200 {
+		t.Fatalf("resumed %+v, want max offsets 196/199 and 200 ids", res)
+	}
+	for i := range 250 {
+		r := rec(i)
+		add(t, second, &r, p, int64(i))
+	}
+	dupConv, dupCharge, fresh := rec(8), rec(9), rec(251)
+	add(t, second, &dupConv, p, 250)
+	add(t, second, &dupCharge, p, 251)
+	add(t, second, &fresh, p, 252)
+	flush(t, second)
+
+	if got := skipped(t, second, TableCharges, reasonOffset) + skipped(t, second, TableConversations, reasonOffset); got != 200 {
+		t.Errorf("skipped by offset %v, want 200", got)
+	}
+	if got := skipped(t, second, TableCharges, reasonID) + skipped(t, second, TableConversations, reasonID); got != 2 {
+		t.Errorf("skipped by id %v, want 2", got)
+	}
+	convs := count(t, e.conn, "SELECT count() FROM conversations")
+	charges := count(t, e.conn, "SELECT count() FROM charges")
+	if convs != 63 || charges != 188 {
+		t.Fatalf("stored %d conversations and %d charges, want 63 and 188", convs, charges)
+	}
+	if next, ok := second.Committable(p); !ok || next != 253 {
+		t.Errorf("Committable = %d, %v; want 253", next, ok)
+	}
+
+	// A small horizon bounds what a resumed writer remembers, newest first.
+	small := newWriter(t, e.conn, Config{DedupHorizon: 10})
+	res, err = small.Resume(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.RecentIDs != 8 { // offsets 243..252 hold 8 stored rows (250, 251 were skipped)
+		t.Fatalf("resumed with horizon 10: %d ids, want 8", res.RecentIDs)
+	}
+	again := rec(245) // stored at offset 245, within the horizon of 252
+	add(t, small, &again, p, 300)
+	flush(t, small)
+	if got := count(t, e.conn, "SELECT count() FROM charges"); got != 188 {
+		t.Fatalf("re-emission within the horizon stored: %d charges", got)
+	}
+}
+
+func TestRollupsMatchRawTables(t *testing.T) {
+	e := newEnv(t)
+	w := newWriter(t, e.conn, Config{})
+	resume(t, w, 0, 1, 2)
+	var totalMicros int64
+	offsets := map[int32]int64{}
+	next := func(p int32) int64 { o := offsets[p]; offsets[p]++; return o }
+	for i := range 1200 {
+		p := int32(i % 3)
+		r := chargeRecord(t, i)
+		totalMicros += r.Charge.AmountMicro
+		add(t, w, &r, p, next(p))
+		if i%5 == 0 {
+			c := conversationRecord(t, i)
+			add(t, w, &c, p, next(p))
+		}
+		if i%250 == 249 { // several inserts: several rows per rollup key
+			flush(t, w)
+		}
+	}
+	flush(t, w)
+
+	ctx := context.Background()
+	query := func(q string) map[string]string {
+		rows, err := e.conn.Query(ctx, q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		defer rows.Close()
+		out := map[string]string{}
+		for rows.Next() {
+			var key, value string
+			if err := rows.Scan(&key, &value); err != nil {
+				t.Fatal(err)
+			}
+			out[key] = value
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	const spendKey = "concat(waba_id, '|', portfolio_id, '|', category, '|', market, '|', pricing_model, '|', pricing_type, '|', currency, '|', toString(hour))"
+	rawSpend := query("SELECT " + spendKey + " AS k, concat(toString(count()), ' ', toString(sum(amount))) " +
+		"FROM (SELECT *, toStartOfHour(charged_at) AS hour FROM charges) GROUP BY k")
+	const convKey = "concat(waba_id, '|', category, '|', market, '|', pricing_model, '|', toString(hour))"
+	rawConvs := query("SELECT " + convKey + " AS k, toString(count()) " +
+		"FROM (SELECT *, toStartOfHour(opened_at) AS hour FROM conversations) GROUP BY k")
+	check := func(when string) {
+		t.Helper()
+		spend := query("SELECT " + spendKey + " AS k, concat(toString(sum(units)), ' ', toString(sum(amount))) FROM spend_hourly GROUP BY k")
+		if len(spend) != len(rawSpend) || len(spend) < 100 {
+			t.Fatalf("%s: spend_hourly has %d groups, charges %d", when, len(spend), len(rawSpend))
+		}
+		for k, v := range rawSpend {
+			if spend[k] != v {
+				t.Fatalf("%s: spend_hourly[%s] = %q, charges give %q", when, k, spend[k], v)
+			}
+		}
+		convs := query("SELECT " + convKey + " AS k, toString(sum(conversations)) FROM conversations_hourly GROUP BY k")
+		if len(convs) != len(rawConvs) {
+			t.Fatalf("%s: conversations_hourly has %d groups, conversations %d", when, len(convs), len(rawConvs))
+		}
+		for k, v := range rawConvs {
+			if convs[k] != v {
+				t.Fatalf("%s: conversations_hourly[%s] = %q, conversations give %q", when, k, convs[k], v)
+			}
+		}
+		var total string
+		if err := e.conn.QueryRow(ctx, "SELECT toString(sum(amount)) FROM spend_hourly").Scan(&total); err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf("%d.%06d", totalMicros/1e6, totalMicros%1e6); total != want {
+			t.Fatalf("%s: total spend %s, want %s", when, total, want)
+		}
+	}
+	check("before merges")
+	if n := count(t, e.conn, "SELECT count() FROM spend_hourly"); n <= uint64(len(rawSpend)) {
+		t.Fatalf("test does not exercise unmerged rollup rows: %d rows for %d groups", n, len(rawSpend))
+	}
+	for _, table := range []string{"spend_hourly", "conversations_hourly"} {
+		if err := e.conn.Exec(ctx, "OPTIMIZE TABLE "+table+" FINAL"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check("after OPTIMIZE FINAL")
+}
+
+func TestWriterAPIErrors(t *testing.T) {
+	e := newEnv(t)
+	w := newWriter(t, e.conn, Config{})
+	r := chargeRecord(t, 1)
+	if err := w.Add(&r, 5, 0); !errors.Is(err, ErrNotResumed) {
+		t.Fatalf("Add before Resume: %v", err)
+	}
+	resume(t, w, 5)
+	if _, err := w.Resume(context.Background(), 5); err == nil {
+		t.Fatal("second Resume accepted")
+	}
+	bad := r
+	bad.Charge.ChargeID = strings.ToUpper(bad.Charge.ChargeID)
+	if err := w.Add(&bad, 5, 0); err == nil || !strings.Contains(err.Error(), "not 32 hex digits") {
+		t.Fatalf("Add with bad id: %v", err)
+	}
+	if err := w.Add(&Row{}, 5, 0); err == nil {
+		t.Fatal("Add of an empty row accepted")
+	}
+	if _, ok := w.Committable(5); ok {
+		t.Fatal("Committable before any Flush")
+	}
+	add(t, w, &r, 5, 0)
+	if w.Pending() != 1 || w.Full() {
+		t.Fatalf("Pending %d Full %v", w.Pending(), w.Full())
+	}
+	if err := w.Release(5); !errors.Is(err, ErrPending) {
+		t.Fatalf("Release with a pending row: %v", err)
+	}
+	flush(t, w)
+	if err := w.Release(5); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := w.Committable(5); ok {
+		t.Fatal("Committable after Release")
+	}
+	if _, err := NewWriter(e.conn, Config{}, nil, nil); err == nil {
+		t.Fatal("NewWriter without logger or registry accepted")
+	}
+	if !w.Healthy() {
+		t.Fatal("not healthy after a good flush")
+	}
+}
+
+// A schema the batch cannot fit is not retried forever.
+func TestFlushStopsOnPermanentError(t *testing.T) {
+	e := newEnv(t)
+	if err := e.conn.Exec(context.Background(), "ALTER TABLE charges DROP COLUMN rate_card"); err != nil {
+		t.Fatal(err)
+	}
+	w := newWriter(t, e.conn, fastRetry(Config{}))
+	resume(t, w, 0)
+	r := chargeRecord(t, 1)
+	add(t, w, &r, 0, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := w.Flush(ctx)
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("Flush = %v (ctx %v), want a prompt error", err, ctx.Err())
+	}
+	if !strings.Contains(err.Error(), "rate_card") || w.Healthy() {
+		t.Fatalf("error %v, healthy %v", err, w.Healthy())
+	}
+	if w.Release(0) == nil {
+		t.Fatal("the failed row was dropped")
+	}
+}
+
+// testUnitIDs guards the fixtures: every test row is distinct.
+func TestFixturesAreDistinct(t *testing.T) {
+	seen := map[billing.ID]int{}
+	for i := range 1300 {
+		u := testUnit(i)
+		if j, dup := seen[u.ID()]; dup {
+			t.Fatalf("units %d and %d share an id", i, j)
+		}
+		seen[u.ID()] = i
+		c := testConversation(i)
+		if j, dup := seen[c.ID()]; dup {
+			t.Fatalf("conversation %d and %d share an id", i, j)
+		}
+		seen[c.ID()] = i
+	}
+}
