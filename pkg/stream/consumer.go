@@ -26,6 +26,13 @@ import (
 // revoked, so return an offset only once the effects of the records before
 // it are durable downstream. Return -1 to commit nothing.
 //
+// kafka-go's group protocol is eager: at every rebalance every partition of
+// every member is revoked and assigned again, the ones that stay included.
+// A handler that rebuilds state in Assigned may keep a partition's state
+// past Revoked and reuse it when Assigned comes back with the offset it
+// committed last. Assigned and Revoked hold up the rebalance: together they
+// must fit in ConsumerConfig.RebalanceTimeout.
+//
 // A returned error stops the whole consumer and Run returns it: return one
 // only when the service cannot go on (its store is unreachable past
 // retrying). A record that cannot be processed (a poison record) must be
