@@ -41,6 +41,9 @@ func (t Table) String() string {
 	return "invalid"
 }
 
+// MarshalText makes a Table print by name, also as a JSON map key.
+func (t Table) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
 // Row is one decoded row of the rows topic: a conversation or a charge, as
 // selected by Table. Its fields map one to one onto the table's columns, less
 // sink_partition and sink_offset (given to Writer.Add) and inserted_at.

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -168,6 +169,9 @@ func TestWriterResumeAfterCrash(t *testing.T) {
 	}
 	if res.MaxOffset[TableConversations] != 196 || res.MaxOffset[TableCharges] != 199 || res.RecentIDs != 200 {
 		t.Fatalf("resumed %+v, want max offsets 196/199 and 200 ids", res)
+	}
+	if js, err := json.Marshal(res.MaxOffset); err != nil || string(js) != `{"charges":199,"conversations":196}` {
+		t.Errorf("MaxOffset as JSON: %s, %v", js, err)
 	}
 	for i := range 250 {
 		r := rec(i)
