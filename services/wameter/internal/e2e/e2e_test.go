@@ -1,0 +1,364 @@
+// Package e2e runs the whole pipeline as real processes: the embedded
+// broker, a ClickHouse server and `wameter all-in-one`, produces webhook
+// payloads and send records over Kafka (out of order, duplicated, with
+// malformed records) and asserts the rows in ClickHouse and the dead letters.
+package e2e
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/wameter/wameter/pkg/billing"
+	"github.com/wameter/wameter/pkg/pricing"
+	"github.com/wameter/wameter/pkg/testenv"
+	"github.com/wameter/wameter/pkg/webhook"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+type stack struct {
+	t        *testing.T
+	broker   string
+	chAddr   string
+	database string
+	prefix   string
+	env      []string
+	ch       clickhouse.Conn
+}
+
+func topic(prefix, name string) string { return prefix + "." + name }
+
+func newStack(t *testing.T) *stack {
+	var suffix [4]byte
+	_, _ = crand.Read(suffix[:])
+	s := &stack{t: t, broker: testenv.Broker(t), chAddr: testenv.ClickHouse(t),
+		prefix: "e2e" + hex.EncodeToString(suffix[:])}
+	s.database = testenv.Database(t, s.chAddr)
+	s.env = []string{
+		"KAFKA_BROKERS=" + s.broker,
+		"CLICKHOUSE_ADDR=" + s.chAddr,
+		"CLICKHOUSE_DATABASE=" + s.database,
+		"WAMETER_LATENESS=48h", // a compressed replay: a day of traffic in a second
+		"WAMETER_IDLE_FLUSH=2s",
+		"WAMETER_OPS_ADDR=127.0.0.1:0",
+		"WAMETER_PARTITIONS=3",
+		"WAMETER_GROUP_PREFIX=" + s.prefix,
+		"WAMETER_WEBHOOKS_TOPIC=" + topic(s.prefix, "webhooks"),
+		"WAMETER_SENDS_TOPIC=" + topic(s.prefix, "sends"),
+		"WAMETER_DLQ_TOPIC=" + topic(s.prefix, "dlq"),
+		"WAMETER_EVENTS_TOPIC=" + topic(s.prefix, "events"),
+		"WAMETER_UNITS_TOPIC=" + topic(s.prefix, "units"),
+		"WAMETER_ROWS_TOPIC=" + topic(s.prefix, "rows"),
+		"WAMETER_WINDOW_STATE_TOPIC=" + topic(s.prefix, "window-state"),
+		"WAMETER_ACCOUNT_STATE_TOPIC=" + topic(s.prefix, "account-state"),
+	}
+	s.ch = testenv.ClickHouseConn(t, s.chAddr, s.database)
+	return s
+}
+
+func (s *stack) start() *testenv.Proc {
+	bin := testenv.BuildBinary(s.t, "./services/wameter")
+	return testenv.StartProcess(s.t, bin, []string{"all-in-one"}, s.env)
+}
+
+// produce writes the corpus in event-time order with a few minutes of
+// disorder (well within the lateness).
+func (s *stack) produce(ctx context.Context, recs []record, seed uint64) {
+	s.t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 1))
+	type keyed struct {
+		r   record
+		key int64
+	}
+	var ks []keyed
+	for _, r := range recs {
+		ks = append(ks, keyed{r, r.at.Unix() + rng.Int64N(300)})
+	}
+	sort.SliceStable(ks, func(i, j int) bool { return ks[i].key < ks[j].key })
+	w := &kafka.Writer{Addr: kafka.TCP(s.broker), Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 5 * time.Millisecond, AllowAutoTopicCreation: false}
+	defer w.Close()
+	var msgs []kafka.Message
+	for _, k := range ks {
+		m := kafka.Message{Topic: topic(s.prefix, k.r.topic), Value: []byte(k.r.value)}
+		for hk, hv := range k.r.headers {
+			m.Headers = append(m.Headers, kafka.Header{Key: hk, Value: []byte(hv)})
+		}
+		msgs = append(msgs, m)
+	}
+	// One record at a time keeps the production order across partitions.
+	// The pipeline creates its topics at start: until then, retry.
+	deadline := time.Now().Add(90 * time.Second)
+	for _, m := range msgs {
+		for {
+			err := w.WriteMessages(ctx, m)
+			if err == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				s.t.Fatalf("produce: %v", err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+// expected derives the reference result from the corpus in memory.
+func expected(t *testing.T, recs []record) (billing.Result, int) {
+	t.Helper()
+	var evs []billing.Event
+	for _, r := range recs {
+		if r.reason != "" {
+			continue
+		}
+		var err error
+		if r.topic == "sends" {
+			evs, err = webhook.DecodeSend([]byte(r.value), evs)
+		} else {
+			evs, err = webhook.DecodeWebhook([]byte(r.value), webhook.Headers{PhoneNumberID: r.headers["phone_number_id"], WABA: r.headers["waba_id"]}, evs)
+		}
+		if err != nil {
+			t.Fatalf("corpus record does not decode: %v\n%s", err, r.value)
+		}
+	}
+	cat, err := pricing.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, _ := billing.New(billing.Config{Catalog: cat})
+	led, _ := billing.NewLedger(cat, nil)
+	n := len(evs)
+	return billing.Derive(evs, eng, led), n
+}
+
+type chargeRow struct {
+	ID, Category, PricingType, PricingModel, Market, Amount, Customer string
+}
+
+func (s *stack) charges(ctx context.Context) []chargeRow {
+	rows, err := s.ch.Query(ctx, "SELECT charge_id, category, pricing_type, pricing_model, market, toString(amount), customer_wa_id FROM charges ORDER BY charge_id")
+	if err != nil {
+		s.t.Fatalf("query charges: %v", err)
+	}
+	defer rows.Close()
+	var out []chargeRow
+	for rows.Next() {
+		var c chargeRow
+		if err := rows.Scan(&c.ID, &c.Category, &c.PricingType, &c.PricingModel, &c.Market, &c.Amount, &c.Customer); err != nil {
+			s.t.Fatal(err)
+		}
+		// toString of a Decimal keeps trailing zeros on some versions only.
+		if strings.Contains(c.Amount, ".") {
+			c.Amount = strings.TrimRight(strings.TrimRight(c.Amount, "0"), ".")
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func (s *stack) conversations(ctx context.Context) []string {
+	rows, err := s.ch.Query(ctx, "SELECT conversation_id, category, pricing_model, toString(opened_at) FROM conversations ORDER BY conversation_id")
+	if err != nil {
+		s.t.Fatalf("query conversations: %v", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id, cat, model, opened string
+		if err := rows.Scan(&id, &cat, &model, &opened); err != nil {
+			s.t.Fatal(err)
+		}
+		out = append(out, strings.Join([]string{id, cat, model, opened}, " "))
+	}
+	return out
+}
+
+func (s *stack) count(ctx context.Context, query string) uint64 {
+	var n uint64
+	if err := s.ch.QueryRow(ctx, query).Scan(&n); err != nil {
+		s.t.Fatalf("%s: %v", query, err)
+	}
+	return n
+}
+
+func (s *stack) str(ctx context.Context, query string) string {
+	var v string
+	if err := s.ch.QueryRow(ctx, query).Scan(&v); err != nil {
+		s.t.Fatalf("%s: %v", query, err)
+	}
+	return v
+}
+
+// deadLetters reads every record of the DLQ topic: reason → count.
+func (s *stack) deadLetters(ctx context.Context) (map[string]int, int) {
+	conn, err := kafka.DialContext(ctx, "tcp", s.broker)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	parts, err := conn.ReadPartitions(topic(s.prefix, "dlq"))
+	conn.Close()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	reasons := map[string]int{}
+	total := 0
+	for _, p := range parts {
+		lc, err := kafka.DialLeader(ctx, "tcp", s.broker, p.Topic, p.ID)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		last, err := lc.ReadLastOffset()
+		lc.Close()
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		if last == 0 {
+			continue
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{s.broker}, Topic: p.Topic, Partition: p.ID, MaxWait: 100 * time.Millisecond})
+		for i := int64(0); i < last; i++ {
+			m, err := r.ReadMessage(ctx)
+			if err != nil {
+				s.t.Fatal(err)
+			}
+			total++
+			for _, h := range m.Headers {
+				if h.Key == "dlq_reason" {
+					reasons[string(h.Value)]++
+				}
+			}
+		}
+		r.Close()
+	}
+	return reasons, total
+}
+
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func TestPipelineEndToEnd(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	s := newStack(t)
+	c := buildCorpus()
+	want, nEvents := expected(t, c.records)
+	if len(want.Charges) < 10 || len(want.Conversations) < 5 {
+		t.Fatalf("corpus derives %d charges, %d conversations: too few to test", len(want.Charges), len(want.Conversations))
+	}
+	s.start()
+	// Two eras, a year apart: the second is produced once the first is in
+	// ClickHouse, as it would arrive in real time.
+	var cbp, pmp []record
+	for _, r := range c.records {
+		if r.at.Year() == 2024 || r.reason != "" {
+			cbp = append(cbp, r)
+		} else {
+			pmp = append(pmp, r)
+		}
+	}
+	firstEra, _ := expected(t, cbp)
+	s.produce(ctx, cbp, 1)
+	waitFor(t, "the CBP era's charges in ClickHouse", 3*time.Minute, func() bool {
+		return s.count(ctx, "SELECT count() FROM charges") >= uint64(len(firstEra.Charges))
+	})
+	s.produce(ctx, pmp, 1)
+	waitFor(t, "all charges in ClickHouse", 3*time.Minute, func() bool {
+		return s.count(ctx, "SELECT count() FROM charges") >= uint64(len(want.Charges))
+	})
+	time.Sleep(3 * time.Second) // anything extra would show now
+
+	var wantCharges []chargeRow
+	for _, u := range want.Charges {
+		id := u.ID()
+		wantCharges = append(wantCharges, chargeRow{ID: id.String(), Category: u.Category.String(),
+			PricingType: u.PricingType.String(), PricingModel: u.Model.String(), Market: u.Market,
+			Amount: strings.TrimRight(strings.TrimRight(fmt.Sprintf("%d.%06d", u.AmountMicro/1e6, u.AmountMicro%1e6), "0"), "."),
+			Customer: fmt.Sprint(u.Customer)})
+	}
+	slices.SortFunc(wantCharges, func(a, b chargeRow) int { return strings.Compare(a.ID, b.ID) })
+	gotCharges := s.charges(ctx)
+	if !slices.Equal(gotCharges, wantCharges) {
+		t.Errorf("charges in ClickHouse differ from the reference derivation:\n got %d: %v\nwant %d: %v", len(gotCharges), gotCharges, len(wantCharges), wantCharges)
+	}
+	var wantConvs []string
+	for _, cv := range want.Conversations {
+		id := cv.ID()
+		wantConvs = append(wantConvs, strings.Join([]string{id.String(), cv.Category.String(), cv.Model.String(),
+			time.Unix(cv.OpenedAt, 0).UTC().Format("2006-01-02 15:04:05")}, " "))
+	}
+	slices.Sort(wantConvs)
+	if got := s.conversations(ctx); !slices.Equal(got, wantConvs) {
+		t.Errorf("conversations differ:\n got %v\nwant %v", got, wantConvs)
+	}
+	// What a user checks first: the worked examples' outcome.
+	byType := map[string]int{}
+	for _, c := range gotCharges {
+		byType[c.PricingModel+"/"+c.Category+"/"+c.PricingType]++
+	}
+	for k, n := range map[string]int{
+		"CBP/marketing/regular": 1, "CBP/service/free_tier": 2, "CBP/utility/regular": 1, "CBP/authentication/regular": 1,
+		"PMP/marketing/regular": 1, "PMP/utility/free_customer_service": 1, "PMP/service/free_customer_service": 1,
+		"PMP/authentication/regular": 1, "PMP/referral_conversion/free_entry_point": 2,
+	} {
+		if byType[k] != n {
+			t.Errorf("%s: %d charges, want %d (all: %v)", k, byType[k], n, byType)
+		}
+	}
+	// Rollups agree with the raw rows.
+	if a, b := s.str(ctx, "SELECT toString(sum(amount)) FROM charges"),
+		s.str(ctx, "SELECT toString(sum(amount)) FROM spend_hourly"); a != b || a == "0" {
+		t.Errorf("spend_hourly sums %s, charges %s", b, a)
+	}
+	if a, b := s.count(ctx, "SELECT count() FROM charges"), s.count(ctx, "SELECT sum(units) FROM spend_hourly"); a != b {
+		t.Errorf("spend_hourly counts %d units, charges has %d rows", b, a)
+	}
+
+	reasons, total := s.deadLetters(ctx)
+	for _, r := range c.records {
+		if r.reason != "" && reasons[r.reason] == 0 {
+			t.Errorf("malformed record not dead-lettered with reason %s (got %v)", r.reason, reasons)
+		}
+	}
+	if total != 3 {
+		t.Errorf("%d dead letters after the first run, want the 3 malformed records (%v)", total, reasons)
+	}
+
+	// The same corpus again: every event is behind the watermark. It is
+	// dead-lettered as late and no table changes.
+	before := s.charges(ctx)
+	beforeConvs := s.conversations(ctx)
+	s.produce(ctx, cbp, 2)
+	s.produce(ctx, pmp, 2)
+	waitFor(t, "the replayed corpus in the dead-letter topic", 3*time.Minute, func() bool {
+		_, n := s.deadLetters(ctx)
+		return n >= 3+3+nEvents
+	})
+	time.Sleep(3 * time.Second)
+	after := s.charges(ctx)
+	if !slices.Equal(after, before) || !slices.Equal(s.conversations(ctx), beforeConvs) {
+		t.Errorf("producing the corpus twice changed the tables: charges %d → %d", len(before), len(after))
+	}
+	reasons, _ = s.deadLetters(ctx)
+	if reasons["late"] != nEvents {
+		t.Errorf("%d late dead letters, want %d (one per event of the replay): %v", reasons["late"], nEvents, reasons)
+	}
+}

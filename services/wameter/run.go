@@ -1,0 +1,76 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/caarlos0/env/v11"
+	"go.uber.org/zap"
+
+	"github.com/wameter/wameter/pkg/migration"
+	"github.com/wameter/wameter/pkg/sink"
+	"github.com/wameter/wameter/schemas"
+	"github.com/wameter/wameter/services/wameter/internal/app"
+)
+
+// roleCommand runs the given pipeline roles until a signal.
+func roleCommand(roles ...string) func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		fs := flag.NewFlagSet(roles[0], flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		validate := fs.Bool("validate", false, "check the configuration and data files, then exit")
+		if err := fs.Parse(args); err != nil {
+			return errUsage
+		}
+		cfg, err := app.LoadConfig(env.ToMap(os.Environ()))
+		if err != nil {
+			return err
+		}
+		if *validate {
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			if _, _, err := app.LoadData(&cfg); err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, "configuration ok")
+			return nil
+		}
+		logger, err := zap.NewProduction()
+		if err != nil {
+			return err
+		}
+		defer logger.Sync() //nolint:errcheck // best effort at exit
+		return app.Run(ctx, cfg, roles, migrate, logger)
+	}
+}
+
+// migrate applies the embedded schemas to cfg.Database, creating it.
+func migrate(ctx context.Context, cfg sink.Config, logger *zap.Logger) error {
+	opts, err := cfg.Options()
+	if err != nil {
+		return err
+	}
+	applied, err := migration.Apply(ctx, opts, cfg.Database, schemas.FS, logger)
+	if err != nil {
+		return err
+	}
+	logger.Info("schemas applied", zap.String("database", cfg.Database), zap.Strings("applied", applied))
+	return nil
+}
+
+func migrateCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := app.LoadConfig(env.ToMap(os.Environ()))
+	if err != nil {
+		return err
+	}
+	logger, err := zap.NewProduction()
+	if err != nil {
+		return err
+	}
+	defer logger.Sync() //nolint:errcheck // best effort at exit
+	return migrate(ctx, cfg.ClickHouse, logger)
+}
