@@ -291,7 +291,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 		id := u.ID()
 		wantCharges = append(wantCharges, chargeRow{ID: id.String(), Category: u.Category.String(),
 			PricingType: u.PricingType.String(), PricingModel: u.Model.String(), Market: u.Market,
-			Amount: strings.TrimRight(strings.TrimRight(fmt.Sprintf("%d.%06d", u.AmountMicro/1e6, u.AmountMicro%1e6), "0"), "."),
+			Amount:   strings.TrimRight(strings.TrimRight(fmt.Sprintf("%d.%06d", u.AmountMicro/1e6, u.AmountMicro%1e6), "0"), "."),
 			Customer: fmt.Sprint(u.Customer)})
 	}
 	slices.SortFunc(wantCharges, func(a, b chargeRow) int { return strings.Compare(a.ID, b.ID) })
