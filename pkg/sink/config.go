@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/wameter/wameter/pkg/secret"
 	"net"
 	"os"
 	"strings"
@@ -16,25 +17,8 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// Secret is a string that never prints: String, GoString and the JSON, YAML
-// and zap encodings show "***" (or "" when unset).
-type Secret string
-
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return "***"
-}
-
-// GoString keeps %#v from printing the value.
-func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
-
-// MarshalJSON redacts the value.
-func (s Secret) MarshalJSON() ([]byte, error) { return []byte(fmt.Sprintf("%q", s.String())), nil }
-
-// MarshalYAML redacts the value.
-func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
+// Secret is a string that never prints (see pkg/secret).
+type Secret = secret.String
 
 // Config is the sink's ClickHouse connection and batching. Load YAML and/or
 // ParseEnv, then Validate, then Open and NewWriter. Zero fields take the

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/wameter/wameter/pkg/secret"
 	"net"
 	"os"
 	"strings"
@@ -26,28 +27,8 @@ const (
 	SASLScramSHA512 = "scram-sha-512"
 )
 
-// Secret is a string that never prints: String, GoString, and the JSON, YAML
-// and zap encodings all show "***" (or "" when unset), so a Config can be
-// logged or dumped with -validate without leaking a password.
-type Secret string
-
-const redacted = "***"
-
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return redacted
-}
-
-// GoString keeps %#v from printing the value.
-func (s Secret) GoString() string { return fmt.Sprintf("%q", s.String()) }
-
-// MarshalJSON redacts the value.
-func (s Secret) MarshalJSON() ([]byte, error) { return []byte(fmt.Sprintf("%q", s.String())), nil }
-
-// MarshalYAML redacts the value.
-func (s Secret) MarshalYAML() (any, error) { return s.String(), nil }
+// Secret is a string that never prints (see pkg/secret).
+type Secret = secret.String
 
 // Config is how every wameter component reaches Kafka: brokers, client id,
 // SASL and TLS. Build it from YAML or from the environment (ParseEnv), call
