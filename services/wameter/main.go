@@ -6,12 +6,16 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/wameter/wameter/services/wameter/internal/replay"
+	"github.com/wameter/wameter/services/wameter/internal/simulate"
 )
 
 // command is one subcommand: it gets its own arguments.
@@ -27,9 +31,18 @@ var commands = map[string]command{
 	"account":    {"price units per account: free tier, volume tiers, rates", roleCommand("account")},
 	"sink":       {"store conversations and charges in ClickHouse", roleCommand("sink")},
 	"migrate":    {"apply schemas/ to CLICKHOUSE_DATABASE and exit", migrateCommand},
+	"replay":     {"derive conversations and charges from webhook and send-record files, no infrastructure", replay.Run},
+	"simulate":   {"generate a realistic, seeded stream of webhooks and send records", simulate.Run},
 }
 
 var errUsage = errors.New("usage")
+
+// exitCoder is an error that chooses the exit status itself (replay: 1 when
+// some input lines were rejected, 2 on usage errors).
+type exitCoder interface {
+	error
+	ExitCode() int
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -58,7 +71,13 @@ func runMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, errUsage) {
 			return 2
 		}
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		fmt.Fprintf(stderr, "wameter %s: %v\n", args[0], err)
+		if ec, ok := errors.AsType[exitCoder](err); ok {
+			return ec.ExitCode()
+		}
 		return 1
 	}
 	return 0
