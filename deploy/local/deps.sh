@@ -9,7 +9,12 @@
 # binary) counts as present. Go is expected on the machine already.
 set -euo pipefail
 
-have() { command -v "$1" >/dev/null 2>&1; }
+# have CMD: an executable CMD is in PATH (bash's command -v also names a
+# non-executable file when it finds nothing better).
+have() {
+	local path
+	path=$(command -v "$1" 2>/dev/null) && [ -x "$path" ]
+}
 
 missing=()
 if ! { have clickhouse-server || [ -x /usr/sbin/clickhouse-server ] || have clickhouse || [ -n "${WAMETER_CLICKHOUSE_BIN:-}" ]; }; then
@@ -38,9 +43,12 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 
 no_candidate() {
-	local pkg
+	local pkg policy
 	for pkg in "$@"; do
-		if ! apt-cache policy "$pkg" 2>/dev/null | grep -q 'Candidate: [^(]'; then
+		# Not piped into grep -q: under pipefail, apt-cache's SIGPIPE would
+		# read as "no candidate".
+		policy=$(apt-cache policy "$pkg" 2>/dev/null)
+		if ! grep -q 'Candidate: [^(]' <<<"$policy"; then
 			return 0
 		fi
 	done
