@@ -136,7 +136,8 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 		}
 		var h stream.Handler
 		var in []string
-		cc := stream.ConsumerConfig{IdleInterval: idle}
+		cc := stream.ConsumerConfig{IdleInterval: idle, SessionTimeout: cfg.SessionTimeout,
+			HeartbeatInterval: cfg.SessionTimeout / 10}
 		switch role {
 		case "normalize":
 			in = []string{cfg.Topics.Webhooks, cfg.Topics.Sends}

@@ -42,6 +42,9 @@ type Config struct {
 	Partitions int `env:"WAMETER_PARTITIONS" envDefault:"4"`
 	// ReplicationFactor of the topics the pipeline creates.
 	ReplicationFactor int `env:"WAMETER_REPLICATION_FACTOR" envDefault:"1"`
+	// SessionTimeout: a member silent this long (a killed process) is
+	// dropped from its consumer group and its partitions move.
+	SessionTimeout time.Duration `env:"WAMETER_SESSION_TIMEOUT" envDefault:"30s"`
 	// GroupPrefix prefixes each role's consumer group: <prefix>-<role>.
 	GroupPrefix string `env:"WAMETER_GROUP_PREFIX" envDefault:"wameter"`
 }
@@ -87,6 +90,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MessageMemory < 72*time.Hour {
 		errs = append(errs, errors.New("WAMETER_MESSAGE_MEMORY must be at least 72h (the longest window)"))
+	}
+	if c.SessionTimeout < 2*time.Second {
+		errs = append(errs, errors.New("WAMETER_SESSION_TIMEOUT must be at least 2s"))
 	}
 	if c.Partitions <= 0 || c.ReplicationFactor <= 0 {
 		errs = append(errs, errors.New("WAMETER_PARTITIONS and WAMETER_REPLICATION_FACTOR must be positive"))

@@ -86,52 +86,68 @@ func lower(s string) string {
 // buildCorpus is a small but complete day of traffic in each pricing era:
 // Meta's CBP worked example, the PMP example, a free entry point, an
 // On-Premises payload keyed by headers, Meta retries, and malformed records.
-func buildCorpus() *corpus {
+func buildCorpus() *corpus { return buildCorpusN(1) }
+
+// buildCorpusN repeats the scenarios for n sets of customers, each set a
+// minute after the previous one.
+func buildCorpusN(n int) *corpus {
 	c := &corpus{}
+	for i := 0; i < n; i++ {
+		c.scenarios(i)
+	}
+	c.malformed()
+	return c
+}
+
+func (c *corpus) scenarios(i int) {
+	shift := time.Duration(i) * time.Minute
+	num := func(prefix string) string { return fmt.Sprintf("%s%04d", prefix, i) }
 	// CBP-2023 (UTC account): Meta's worked example, customer +1 415.
-	h0 := time.Date(2024, 3, 4, 9, 0, 0, 0, time.UTC)
-	us := "14155550123"
+	h0 := time.Date(2024, 3, 4, 9, 0, 0, 0, time.UTC).Add(shift)
+	us := num("1415555")
 	c.outbound(wabaCBP, pnCBP, us, h0, "MARKETING", "CBP")
 	c.inbound(wabaCBP, pnCBP, us, h0.Add(4*time.Hour), false)
 	c.outbound(wabaCBP, pnCBP, us, h0.Add(5*time.Hour), "", "CBP")
 	c.outbound(wabaCBP, pnCBP, us, h0.Add(25*time.Hour), "", "CBP")
 	c.outbound(wabaCBP, pnCBP, us, h0.Add(26*time.Hour), "", "CBP")
 	// +1 809 customer: utility and authentication conversations.
-	do := "18095550123"
+	do := num("1809555")
 	c.outbound(wabaCBP, pnCBP, do, h0.Add(time.Hour), "UTILITY", "CBP")
 	c.outbound(wabaCBP, pnCBP, do, h0.Add(90*time.Minute), "AUTHENTICATION", "CBP")
 	// An On-Premises payload (no envelope), keyed by record headers.
 	c.records = append(c.records, record{topic: "webhooks", at: h0.Add(2 * time.Hour), headers: map[string]string{"phone_number_id": pnCBP, "waba_id": wabaCBP},
-		value: `{"contacts":[{"profile":{"name":"X"},"wa_id":"447700900123"}],"messages":[{"from":"447700900123","id":"` + c.id() + `","timestamp":"` + ts(h0.Add(2*time.Hour)) + `","type":"text","text":{"body":"hi"}}]}`})
-	c.outbound(wabaCBP, pnCBP, "447700900123", h0.Add(2*time.Hour+time.Minute), "", "CBP")
+		value: `{"contacts":[{"profile":{"name":"X"},"wa_id":"` + num("4477009") + `"}],"messages":[{"from":"` + num("4477009") + `","id":"` + c.id() + `","timestamp":"` + ts(h0.Add(2*time.Hour)) + `","type":"text","text":{"body":"hi"}}]}`})
+	c.outbound(wabaCBP, pnCBP, num("4477009"), h0.Add(2*time.Hour+time.Minute), "", "CBP")
 
 	// PMP (2025-08), customer +55: marketing charged, utility in the window
 	// free, a reply free, authentication charged.
-	p0 := time.Date(2025, 8, 4, 12, 0, 0, 0, time.UTC)
-	br := "5511987650123"
+	p0 := time.Date(2025, 8, 4, 12, 0, 0, 0, time.UTC).Add(shift)
+	br := num("551198765")
 	c.outbound(wabaPMP, pnPMP, br, p0, "MARKETING", "PMP")
 	c.inbound(wabaPMP, pnPMP, br, p0.Add(time.Hour), false)
 	c.outbound(wabaPMP, pnPMP, br, p0.Add(2*time.Hour), "UTILITY", "PMP")
 	c.outbound(wabaPMP, pnPMP, br, p0.Add(3*time.Hour), "", "PMP")
 	c.outbound(wabaPMP, pnPMP, br, p0.Add(4*time.Hour), "AUTHENTICATION", "PMP")
 	// A click-to-WhatsApp ad: free entry point window.
-	mx := "5215512340123"
+	mx := num("521551234")
 	c.inbound(wabaPMP, pnPMP, mx, p0.Add(30*time.Minute), true)
 	c.outbound(wabaPMP, pnPMP, mx, p0.Add(40*time.Minute), "MARKETING", "PMP")
 	c.outbound(wabaPMP, pnPMP, mx, p0.Add(5*time.Hour), "UTILITY", "PMP")
 
 	// Meta retries: the same payloads again.
 	n := len(c.records)
-	for i := 0; i < n; i += 5 {
-		if c.records[i].topic == "webhooks" {
-			c.records = append(c.records, c.records[i])
+	for j := n - 1; j >= 0 && j > n-60; j -= 5 {
+		if c.records[j].topic == "webhooks" {
+			c.records = append(c.records, c.records[j])
 		}
 	}
+}
+
+func (c *corpus) malformed() {
 	// Malformed input.
 	c.records = append(c.records,
 		record{topic: "webhooks", value: `{"object":"whatsapp_business_account","entry":[`, reason: "invalid_json"},
 		record{topic: "sends", value: `{"message_id":"wamid.bad","phone_number_id":"` + pnPMP + `","to":"5511987650123","timestamp":"1754308800","type":"template","template":{"name":"x","category":"PROMO"}}`, reason: "unknown_category"},
 		record{topic: "webhooks", value: `{"statuses":[{"id":"wamid.onprem","status":"delivered","timestamp":"1754308800","recipient_id":"5511987650123"}]}`, reason: "missing_phone_number_id"},
 	)
-	return c
 }

@@ -244,6 +244,21 @@ func (s *stack) deadLetters(ctx context.Context) (map[string]int, int) {
 	return reasons, total
 }
 
+// waitSynced waits until every role's consumer group of proc has started a
+// generation.
+func (s *stack) waitSynced(p *testenv.Proc) {
+	s.t.Helper()
+	waitFor(s.t, "every consumer group to sync", time.Minute, func() bool {
+		log := p.Log()
+		for _, role := range []string{"normalize", "window", "account", "sink"} {
+			if !strings.Contains(log, `"msg":"generation started","group":"`+s.prefix+"-"+role+`"`) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -360,5 +375,96 @@ func TestPipelineEndToEnd(t *testing.T) {
 	reasons, _ = s.deadLetters(ctx)
 	if reasons["late"] != nEvents {
 		t.Errorf("%d late dead letters, want %d (one per event of the replay): %v", reasons["late"], nEvents, reasons)
+	}
+}
+
+// kill -9 of the pipeline at random moments while the corpus streams in,
+// each time restarted: the tables equal the reference derivation exactly
+// (nothing lost, nothing counted twice), with plain count() and sum().
+func TestPipelineSurvivesKills(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	s := newStack(t)
+	s.env = append(s.env, "WAMETER_SESSION_TIMEOUT=6s")
+	c := buildCorpusN(12)
+	want, _ := expected(t, c.records)
+	var cbp, pmp []record
+	for _, r := range c.records {
+		if r.at.Year() == 2024 || r.reason != "" {
+			cbp = append(cbp, r)
+		} else {
+			pmp = append(pmp, r)
+		}
+	}
+	firstEra, _ := expected(t, cbp)
+
+	rng := rand.New(rand.NewPCG(2026, 11))
+	proc := s.start()
+	kills := 0
+	chaos := func(recs []record, seed uint64) {
+		// Produce in chunks; after some chunks, kill -9 and restart.
+		chunk := len(recs)/4 + 1
+		for i := 0; i < len(recs); i += chunk {
+			s.produce(ctx, recs[i:min(i+chunk, len(recs))], seed+uint64(i))
+			time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
+			if rng.IntN(3) > 0 {
+				// Kill once every consumer group has synced: kfake keeps
+				// a member that died between JoinGroup and SyncGroup for
+				// the rebalance timeout and, seen here, sometimes never
+				// gives its partitions back (an open item of issue 4).
+				s.waitSynced(proc)
+				if err := proc.Kill(); err != nil {
+					t.Fatalf("kill: %v", err)
+				}
+				<-proc.Exited()
+				kills++
+				proc = s.start()
+			}
+		}
+	}
+	chaos(cbp, 10)
+	waitFor(t, "the CBP era's charges", 4*time.Minute, func() bool {
+		return s.count(ctx, "SELECT count() FROM charges") >= uint64(len(firstEra.Charges))
+	})
+	chaos(pmp, 20)
+	waitFor(t, "all charges", 4*time.Minute, func() bool {
+		return s.count(ctx, "SELECT count() FROM charges") >= uint64(len(want.Charges))
+	})
+	time.Sleep(5 * time.Second)
+	if kills == 0 {
+		t.Fatal("the seed killed nothing: the test proves nothing")
+	}
+	t.Logf("%d kills survived", kills)
+
+	var wantIDs []string
+	wantTotal := int64(0)
+	for _, u := range want.Charges {
+		id := u.ID()
+		wantIDs = append(wantIDs, id.String())
+		wantTotal += u.AmountMicro
+	}
+	slices.Sort(wantIDs)
+	var gotIDs []string
+	for _, c := range s.charges(ctx) {
+		gotIDs = append(gotIDs, c.ID)
+	}
+	if !slices.Equal(gotIDs, wantIDs) {
+		t.Errorf("after %d kills: %d charges in ClickHouse, want %d", kills, len(gotIDs), len(wantIDs))
+	}
+	if n := s.count(ctx, "SELECT count() FROM conversations"); n != uint64(len(want.Conversations)) {
+		t.Errorf("after %d kills: %d conversations, want %d", kills, n, len(want.Conversations))
+	}
+	wantSum := strings.TrimRight(strings.TrimRight(fmt.Sprintf("%d.%06d", wantTotal/1e6, wantTotal%1e6), "0"), ".")
+	for _, q := range []string{"SELECT toString(sum(amount)) FROM charges", "SELECT toString(sum(amount)) FROM spend_hourly"} {
+		got := s.str(ctx, q)
+		if strings.Contains(got, ".") {
+			got = strings.TrimRight(strings.TrimRight(got, "0"), ".")
+		}
+		if got != wantSum {
+			t.Errorf("%s = %s, want %s", q, got, wantSum)
+		}
+	}
+	if a, b := s.count(ctx, "SELECT count() FROM charges"), s.count(ctx, "SELECT sum(units) FROM spend_hourly"); a != b {
+		t.Errorf("spend_hourly counts %d units, charges has %d rows", b, a)
 	}
 }
