@@ -37,6 +37,9 @@ type Config struct {
 	// Partitions is the partition count of topics created without one
 	// (CreateTopics with -1, or auto-created).
 	Partitions int `yaml:"partitions"`
+	// OpsAddr, if set, serves /metrics, /healthz, /readyz and /debug/pprof.
+	// Off by default so that brokers run side by side without a port clash.
+	OpsAddr string `yaml:"ops_addr"`
 	// LogLevel is debug, info, warn or error. kfake's request-level chatter
 	// only shows at debug.
 	LogLevel string `yaml:"log_level"`
@@ -87,6 +90,7 @@ func (c *Config) bindEnv(getenv func(string) string) error {
 			c.Partitions = n
 		}
 	}
+	str("WAMETER_BROKER_OPS_ADDR", &c.OpsAddr)
 	str("WAMETER_BROKER_LOG_LEVEL", &c.LogLevel)
 	return errors.Join(errs...)
 }
@@ -100,6 +104,7 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.SyncWrites, "sync-writes", c.SyncWrites, "fsync every produced batch (env WAMETER_BROKER_SYNC_WRITES)")
 	fs.BoolVar(&c.AutoCreateTopics, "auto-create-topics", c.AutoCreateTopics, "create unknown topics on metadata requests (env WAMETER_BROKER_AUTO_CREATE_TOPICS)")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of topics created without a count (env WAMETER_BROKER_PARTITIONS)")
+	fs.StringVar(&c.OpsAddr, "ops-addr", c.OpsAddr, "serve /metrics, /healthz, /readyz and /debug/pprof on this `host:port`; empty for none (env WAMETER_BROKER_OPS_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (env WAMETER_BROKER_LOG_LEVEL)")
 }
 
@@ -118,6 +123,11 @@ func (c *Config) Validate() error {
 		}
 		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 			errs = append(errs, fmt.Errorf("addr %q: port: %w", c.Addr, err))
+		}
+	}
+	if c.OpsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.OpsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("ops addr %q: %w", c.OpsAddr, err))
 		}
 	}
 	if c.Partitions < 1 {

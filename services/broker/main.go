@@ -66,6 +66,16 @@ func run(args []string) error {
 		}
 	}
 
+	var ops *opsServer
+	if cfg.OpsAddr != "" {
+		if ops, err = newOpsServer(cfg.OpsAddr); err != nil {
+			return err
+		}
+		go ops.serve(logger)
+		// Stopped last: it answers (503 on /readyz) while the log is saved.
+		defer ops.stop()
+	}
+
 	started := time.Now()
 	cluster, err := kfake.NewCluster(clusterOpts(cfg, logger)...)
 	if err != nil {
@@ -81,6 +91,9 @@ func run(args []string) error {
 			return fmt.Errorf("write addr file: %w", err)
 		}
 	}
+	if ops != nil {
+		ops.ready.Store(true)
+	}
 	logger.Info("serving",
 		zap.String("addr", addr),
 		zap.String("data_dir", cfg.DataDir),
@@ -93,6 +106,9 @@ func run(args []string) error {
 
 	sig := <-sigs
 	logger.Info("stopping; a second signal exits at once", zap.Stringer("signal", sig))
+	if ops != nil {
+		ops.ready.Store(false)
+	}
 	done := make(chan struct{})
 	go func() {
 		// Close persists the final state (offsets in flight, sequence
