@@ -31,6 +31,8 @@ var commands = map[string]command{
 	"account":    {"price units per account: free tier, volume tiers, rates", roleCommand("account")},
 	"sink":       {"store conversations and charges in ClickHouse", roleCommand("sink")},
 	"migrate":    {"apply schemas/ to CLICKHOUSE_DATABASE and exit", migrateCommand},
+	"produce":    {"write a JSON-lines record file (simulate -out) to the input topics", produceCommand},
+	"summary":    {"print spend by account, category and market from ClickHouse", summaryCommand},
 	"replay":     {"derive conversations and charges from webhook and send-record files, no infrastructure", replay.Run},
 	"simulate":   {"generate a realistic, seeded stream of webhooks and send records", simulate.Run},
 }
