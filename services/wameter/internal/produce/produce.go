@@ -2,6 +2,9 @@
 // `wameter simulate -out`) to the pipeline's input topics:
 //
 //	{"topic":"webhooks"|"sends","key":"...","headers":{"phone_number_id":"..."},"value":{...raw JSON...}}
+//
+// A record whose body is not JSON (a malformed record the simulator
+// injects) carries it as a string in "value_raw" instead.
 package produce
 
 import (
@@ -22,6 +25,7 @@ type Line struct {
 	Key     string            `json:"key"`
 	Headers map[string]string `json:"headers"`
 	Value   json.RawMessage   `json:"value"`
+	Raw     *string           `json:"value_raw"`
 }
 
 // Topics maps a line's topic ("webhooks", "sends") to a Kafka topic.
@@ -59,6 +63,9 @@ func Write(ctx context.Context, r io.Reader, topics Topics, p *stream.Producer) 
 			return n, fmt.Errorf("line %d: unknown topic %q", lineNo, l.Topic)
 		}
 		m := kafka.Message{Topic: topic, Value: []byte(l.Value)}
+		if l.Raw != nil {
+			m.Value = []byte(*l.Raw)
+		}
 		if l.Key != "" {
 			m.Key = []byte(l.Key)
 		}
