@@ -13,7 +13,7 @@ FUZZTIME ?= 30s
 # FUZZ_PKGS: where `make fuzz` looks for Fuzz* targets.
 FUZZ_PKGS ?= ./...
 
-.PHONY: deps build test fmt-check vet bench fuzz up down
+.PHONY: deps build test fmt-check vet bench fuzz up down run
 
 deps:
 	bash deploy/local/deps.sh
@@ -54,3 +54,10 @@ up: build
 
 down:
 	bash deploy/local/down.sh
+
+# The README's main command: the stack on embedded defaults, a simulated day
+# in each pricing era, and the spend summary from ClickHouse.
+run: export WAMETER_LATENESS ?= 48h
+run: export WAMETER_IDLE_FLUSH ?= 5s
+run: up
+	bash deploy/local/run.sh

@@ -27,5 +27,6 @@ stop() {
 }
 
 # Reverse order of up.sh.
+stop wameter
 stop clickhouse
 stop broker

@@ -9,6 +9,8 @@
 #   CLICKHOUSE_DATABASE   the pipeline's database (default wameter)
 #   WAMETER_STATE_DIR     pids, logs and data of what up.sh starts
 #                         (default ./.state, relative to the repo root)
+#   WAMETER_OPS_ADDR      the pipeline's ops server (default 127.0.0.1:9464);
+#                         every other WAMETER_* variable reaches the pipeline
 #
 # Stacks with different addresses and state dirs run side by side.
 
@@ -22,7 +24,8 @@ case $WAMETER_STATE_DIR in
 /*) ;;
 *) WAMETER_STATE_DIR=$repo_root/$WAMETER_STATE_DIR ;;
 esac
-export KAFKA_BROKERS CLICKHOUSE_ADDR CLICKHOUSE_DATABASE WAMETER_STATE_DIR
+WAMETER_OPS_ADDR=${WAMETER_OPS_ADDR:-127.0.0.1:9464}
+export KAFKA_BROKERS CLICKHOUSE_ADDR CLICKHOUSE_DATABASE WAMETER_STATE_DIR WAMETER_OPS_ADDR
 
 broker_addr=${KAFKA_BROKERS%%,*}
 broker_host=${broker_addr%:*}

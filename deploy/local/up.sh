@@ -191,9 +191,42 @@ start_clickhouse() {
 	log "clickhouse serving on $CLICKHOUSE_ADDR, http $clickhouse_host:$CLICKHOUSE_HTTP_PORT (pid $pid, logs $dir/log/)"
 }
 
+# ops_ready: the pipeline's /readyz answers 200.
+ops_ready() {
+	local host=${WAMETER_OPS_ADDR%:*} port=${WAMETER_OPS_ADDR##*:} reply
+	exec 4<>"/dev/tcp/$host/$port" || return 1
+	printf 'GET /readyz HTTP/1.0\r\n\r\n' >&4
+	reply=$(timeout 2 cat <&4)
+	exec 4<&-
+	[[ $reply == "HTTP/1."?" 200"* ]]
+}
+
+start_pipeline() {
+	if pid=$(ours wameter); then
+		log "pipeline already running (pid $pid)"
+		return
+	fi
+	if answers "${WAMETER_OPS_ADDR%:*}" "${WAMETER_OPS_ADDR##*:}"; then
+		die "WAMETER_OPS_ADDR $WAMETER_OPS_ADDR is taken (another stack?); set WAMETER_OPS_ADDR"
+	fi
+	local bin=$repo_root/bin/wameter
+	if [ ! -x "$bin" ]; then
+		log "building $bin"
+		(cd "$repo_root" && go build -o bin/wameter ./services/wameter)
+	fi
+	# The pipeline applies the schemas to CLICKHOUSE_DATABASE, creates its
+	# topics, and runs every stage in one process.
+	launch wameter "$repo_root" "$bin" all-in-one -pidfile "$WAMETER_STATE_DIR/wameter.pid"
+	local pid=$launched_pid
+	if ! wait_until 120 pipeline "$pid" ops_ready; then
+		tail -20 "$WAMETER_STATE_DIR/wameter.log" >&2
+		exit 1
+	fi
+	log "pipeline running (pid $pid, ops http://$WAMETER_OPS_ADDR/metrics, log $WAMETER_STATE_DIR/wameter.log)"
+}
+
 start_broker
 start_clickhouse
-
-# The services (schema apply, pipeline) are wired here by services/wameter.
+start_pipeline
 
 log "KAFKA_BROKERS=$KAFKA_BROKERS CLICKHOUSE_ADDR=$CLICKHOUSE_ADDR CLICKHOUSE_DATABASE=$CLICKHOUSE_DATABASE WAMETER_STATE_DIR=$WAMETER_STATE_DIR"

@@ -22,8 +22,15 @@ func roleCommand(roles ...string) func(ctx context.Context, args []string, stdou
 		fs := flag.NewFlagSet(roles[0], flag.ContinueOnError)
 		fs.SetOutput(stderr)
 		validate := fs.Bool("validate", false, "check the configuration and data files, then exit")
+		pidfile := fs.String("pidfile", "", "write the process id to `FILE` (removed at exit)")
 		if err := fs.Parse(args); err != nil {
 			return errUsage
+		}
+		if *pidfile != "" {
+			if err := os.WriteFile(*pidfile, []byte(fmt.Sprintln(os.Getpid())), 0o644); err != nil {
+				return err
+			}
+			defer os.Remove(*pidfile)
 		}
 		cfg, err := app.LoadConfig(env.ToMap(os.Environ()))
 		if err != nil {

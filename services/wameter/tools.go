@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +58,13 @@ func produceCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 
 // summaryCommand prints spend by account, category and market from ClickHouse.
 func summaryCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("summary", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	settle := fs.Duration("wait", 0, "first wait until the charges table has not changed for this long")
+	timeout := fs.Duration("timeout", 10*time.Minute, "give up waiting after this long")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
 	cfg, err := app.LoadConfig(env.ToMap(os.Environ()))
 	if err != nil {
 		return err
@@ -66,5 +74,12 @@ func summaryCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	defer conn.Close()
+	if *settle > 0 {
+		n, err := summary.Settle(ctx, conn, *settle, *timeout)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "charges settled at %d rows\n", n)
+	}
 	return summary.Print(ctx, conn, stdout)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 )
@@ -75,4 +76,32 @@ func Print(ctx context.Context, conn clickhouse.Conn, w io.Writer) error {
 		return err
 	}
 	return tw.Flush()
+}
+
+// Settle waits until the charges table holds at least one row and its count
+// has not changed for quiet, polling every second; it gives up after
+// timeout. It returns the count.
+func Settle(ctx context.Context, conn clickhouse.Conn, quiet, timeout time.Duration) (uint64, error) {
+	deadline := time.Now().Add(timeout)
+	var last uint64
+	stableSince := time.Now()
+	for {
+		var n uint64
+		if err := conn.QueryRow(ctx, "SELECT count() FROM charges").Scan(&n); err != nil {
+			return 0, fmt.Errorf("count charges: %w", err)
+		}
+		if n != last || n == 0 {
+			last, stableSince = n, time.Now()
+		} else if time.Since(stableSince) >= quiet {
+			return n, nil
+		}
+		if time.Now().After(deadline) {
+			return n, fmt.Errorf("charges still changing (or empty: %d rows) after %s", n, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return n, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
