@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/caarlos0/env/v11"
 	"go.uber.org/zap"
@@ -56,14 +57,30 @@ func roleCommand(roles ...string) func(ctx context.Context, args []string, stdou
 }
 
 // migrate applies the embedded schemas to cfg.Database, creating it.
+// Instances that start together race to apply the same files: the loser
+// fails on an object the winner created but has not recorded yet, so a
+// failure is retried for a while (a file that really cannot apply fails
+// every time and is returned).
 func migrate(ctx context.Context, cfg sink.Config, logger *zap.Logger) error {
 	opts, err := cfg.Options()
 	if err != nil {
 		return err
 	}
-	applied, err := migration.Apply(ctx, opts, cfg.Database, schemas.FS, logger)
-	if err != nil {
-		return err
+	var applied []string
+	for attempt := 1; ; attempt++ {
+		applied, err = migration.Apply(ctx, opts, cfg.Database, schemas.FS, logger)
+		if err == nil {
+			break
+		}
+		if attempt == 8 {
+			return err
+		}
+		logger.Warn("schema apply failed; retrying (another instance may be applying)", zap.Error(err), zap.Int("attempt", attempt))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+		}
 	}
 	logger.Info("schemas applied", zap.String("database", cfg.Database), zap.Strings("applied", applied))
 	return nil

@@ -468,3 +468,56 @@ func TestPipelineSurvivesKills(t *testing.T) {
 		t.Errorf("spend_hourly counts %d units, charges has %d rows", b, a)
 	}
 }
+
+// Two pipeline processes share the consumer groups (each owns some of the
+// partitions of every stage): the result equals the reference derivation,
+// as with one.
+func TestPipelineTwoInstances(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	s := newStack(t)
+	s.env = append(s.env, "WAMETER_SESSION_TIMEOUT=6s")
+	c := buildCorpusN(6)
+	want, _ := expected(t, c.records)
+	var cbp, pmp []record
+	for _, r := range c.records {
+		if r.at.Year() == 2024 || r.reason != "" {
+			cbp = append(cbp, r)
+		} else {
+			pmp = append(pmp, r)
+		}
+	}
+	firstEra, _ := expected(t, cbp)
+	a, b := s.start(), s.start()
+	s.waitSynced(a)
+	s.waitSynced(b)
+	s.produce(ctx, cbp, 3)
+	waitFor(t, "the CBP era's charges", 3*time.Minute, func() bool {
+		return s.count(ctx, "SELECT count() FROM charges") >= uint64(len(firstEra.Charges))
+	})
+	s.produce(ctx, pmp, 4)
+	waitFor(t, "all charges", 3*time.Minute, func() bool {
+		return s.count(ctx, "SELECT count() FROM charges") >= uint64(len(want.Charges))
+	})
+	time.Sleep(3 * time.Second)
+	var wantIDs, gotIDs []string
+	for _, u := range want.Charges {
+		id := u.ID()
+		wantIDs = append(wantIDs, id.String()+" "+u.PricingType.String())
+	}
+	slices.Sort(wantIDs)
+	for _, c := range s.charges(ctx) {
+		gotIDs = append(gotIDs, c.ID+" "+c.PricingType)
+	}
+	if !slices.Equal(gotIDs, wantIDs) {
+		t.Errorf("two instances: %d charges, want %d", len(gotIDs), len(wantIDs))
+	}
+	if n := s.count(ctx, "SELECT count() FROM conversations"); n != uint64(len(want.Conversations)) {
+		t.Errorf("two instances: %d conversations, want %d", n, len(want.Conversations))
+	}
+	for _, p := range []*testenv.Proc{a, b} {
+		if !strings.Contains(p.Log(), `"msg":"partition assigned"`) {
+			t.Errorf("an instance was assigned no partition: the test did not share the work")
+		}
+	}
+}
