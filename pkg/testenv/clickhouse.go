@@ -160,7 +160,7 @@ func startClickHouse(dir string) (*clickHouseServer, error) {
 		if err != nil {
 			return nil, err
 		}
-		srv, err := startClickHouseOn(bin, args, dir, tcpPort, httpPort)
+		srv, err := startClickHouseOn(bin, args, dir, tcpPort, httpPort, true)
 		if err == nil {
 			return srv, nil
 		}
@@ -172,9 +172,13 @@ func startClickHouse(dir string) (*clickHouseServer, error) {
 
 var errPortTaken = errors.New("port taken")
 
-func startClickHouseOn(bin string, baseArgs []string, dir string, tcpPort, httpPort int) (*clickHouseServer, error) {
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, fmt.Errorf("clickhouse dir: %w", err)
+// startClickHouseOn starts a server on the given ports with its files under
+// dir; fresh empties dir first (a restart keeps it, and so the data).
+func startClickHouseOn(bin string, baseArgs []string, dir string, tcpPort, httpPort int, fresh bool) (*clickHouseServer, error) {
+	if fresh {
+		if err := os.RemoveAll(dir); err != nil {
+			return nil, fmt.Errorf("clickhouse dir: %w", err)
+		}
 	}
 	for _, sub := range []string{"data", "tmp", "user_files", "format_schemas", "log"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {

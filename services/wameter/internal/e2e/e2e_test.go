@@ -40,9 +40,14 @@ type stack struct {
 func topic(prefix, name string) string { return prefix + "." + name }
 
 func newStack(t *testing.T) *stack {
+	return newStackOn(t, testenv.Broker(t), testenv.ClickHouse(t))
+}
+
+// newStackOn is newStack on the given broker and ClickHouse server.
+func newStackOn(t *testing.T, broker, chAddr string) *stack {
 	var suffix [4]byte
 	_, _ = crand.Read(suffix[:])
-	s := &stack{t: t, broker: testenv.Broker(t), chAddr: testenv.ClickHouse(t),
+	s := &stack{t: t, broker: broker, chAddr: chAddr,
 		prefix: "e2e" + hex.EncodeToString(suffix[:])}
 	s.database = testenv.Database(t, s.chAddr)
 	s.env = []string{
@@ -67,9 +72,12 @@ func newStack(t *testing.T) *stack {
 	return s
 }
 
-func (s *stack) start() *testenv.Proc {
+func (s *stack) start() *testenv.Proc { return s.startRole("all-in-one") }
+
+// startRole starts `wameter ROLE` on the stack.
+func (s *stack) startRole(role string) *testenv.Proc {
 	bin := testenv.BuildBinary(s.t, "./services/wameter")
-	return testenv.StartProcess(s.t, bin, []string{"all-in-one"}, s.env)
+	return testenv.StartProcess(s.t, bin, []string{role}, s.env)
 }
 
 // produce writes the corpus in event-time order with a few minutes of
@@ -99,14 +107,13 @@ func (s *stack) produce(ctx context.Context, recs []record, seed uint64) {
 	}
 	// One record at a time keeps the production order across partitions.
 	// The pipeline creates its topics at start: until then, retry.
-	deadline := time.Now().Add(90 * time.Second)
 	for _, m := range msgs {
 		for {
 			err := w.WriteMessages(ctx, m)
 			if err == nil {
 				break
 			}
-			if time.Now().After(deadline) {
+			if ctx.Err() != nil {
 				s.t.Fatalf("produce: %v", err)
 			}
 			time.Sleep(200 * time.Millisecond)
@@ -245,12 +252,15 @@ func (s *stack) deadLetters(ctx context.Context) (map[string]int, int) {
 }
 
 // waitSynced waits until every role's consumer group of proc has started a
-// generation.
-func (s *stack) waitSynced(p *testenv.Proc) {
+// generation (all four for all-in-one).
+func (s *stack) waitSynced(p *testenv.Proc, roles ...string) {
 	s.t.Helper()
-	waitFor(s.t, "every consumer group to sync", time.Minute, func() bool {
+	if len(roles) == 0 {
+		roles = []string{"normalize", "window", "account", "sink"}
+	}
+	waitFor(s.t, "every consumer group to sync", 2*time.Minute, func() bool {
 		log := p.Log()
-		for _, role := range []string{"normalize", "window", "account", "sink"} {
+		for _, role := range roles {
 			if !strings.Contains(log, `"msg":"generation started","group":"`+s.prefix+"-"+role+`"`) {
 				return false
 			}
