@@ -13,7 +13,7 @@ FUZZTIME ?= 30s
 # FUZZ_PKGS: where `make fuzz` looks for Fuzz* targets.
 FUZZ_PKGS ?= ./...
 
-.PHONY: deps build test fmt-check vet bench fuzz up down run
+.PHONY: deps build test fmt-check vet bench fuzz up down run chaos
 
 deps:
 	bash deploy/local/deps.sh
@@ -37,6 +37,7 @@ test: deps fmt-check vet
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+	bash deploy/bench/e2e.sh
 
 # Runs every Fuzz* target for FUZZTIME, one after the other (go test -fuzz
 # takes one target at a time). New failing inputs land in the package's
@@ -61,3 +62,14 @@ run: export WAMETER_LATENESS ?= 48h
 run: export WAMETER_IDLE_FLUSH ?= 5s
 run: up
 	bash deploy/local/run.sh
+
+# Seeded fault injection through the real stack (role processes, broker and
+# ClickHouse killed and restarted), each seed compared with the reference
+# derivation table by table. make test runs a short variant (TestChaos).
+CHAOS_SEEDS ?= 1 2 3
+chaos:
+	for seed in $(CHAOS_SEEDS); do \
+		$(GO) test -count=1 -v -timeout 30m -run '^TestChaos$$' ./services/wameter/internal/e2e -args -chaos.seed=$$seed -chaos.long \
+			| grep -E '^(=== RUN|--- |ok|FAIL|PASS)|chaos_test.go' ; \
+		test $${PIPESTATUS[0]} -eq 0 || exit 1; \
+	done

@@ -32,8 +32,10 @@ var (
 func TestChaos(t *testing.T) {
 	timeout := 8 * time.Minute
 	sets, faults, maxOutage := 8, 5, 4*time.Second
+	clickhouseOutage := maxOutage
 	if *chaosLong {
 		timeout, sets, faults, maxOutage = 25*time.Minute, 40, 14, 30*time.Second
+		clickhouseOutage = 60 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -108,7 +110,7 @@ func TestChaos(t *testing.T) {
 				outage += d
 				broker.Restart()
 			default:
-				d := time.Duration(1+rng.IntN(int(maxOutage/time.Second))) * time.Second
+				d := time.Duration(1+rng.IntN(int(clickhouseOutage/time.Second))) * time.Second
 				ch.Kill()
 				figures["kill clickhouse"]++
 				time.Sleep(d)

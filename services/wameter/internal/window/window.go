@@ -300,7 +300,17 @@ func (s *Stage) release(pt *part, upTo int64) {
 			pt.states[k] = st
 		}
 		pt.out.Reset()
-		pt.eng.Apply(st, &it.Event, &pt.out)
+		if err := apply(pt.eng, st, &it.Event, &pt.out); err != nil {
+			// A bug, not bad input: never stop the partition on it.
+			// Dead-letter the event with its coordinates and go on.
+			s.m.events.WithLabelValues("engine_failure").Inc()
+			pt.logger.Error("billing engine failed on an event; dead-lettered", zap.Error(err),
+				zap.Int64("offset", it.Offset), zap.Uint64("phone_number_id", k.PhoneNumberID), zap.String("message_id", it.Event.MessageID))
+			pt.letters = append(pt.letters, stream.Letter{Reason: "engine_failure", Err: err,
+				Source: kafka.Message{Topic: s.cfg.EventsTopic, Partition: pt.id, Offset: it.Offset,
+					Key: strconv.AppendUint(nil, k.Customer, 10), Value: webhook.AppendEvent(nil, &it.Event)}})
+			pt.out.Reset()
+		}
 		pt.dirty[k] = struct{}{}
 		for i := range pt.out.Conversations {
 			c := &pt.out.Conversations[i]
@@ -331,6 +341,17 @@ func (s *Stage) release(pt *part, upTo int64) {
 		}
 		pt.lastSweep = released
 	}
+}
+
+// apply runs the engine on one event, turning a panic into an error.
+func apply(eng *billing.Engine, st *billing.State, ev *billing.Event, out *billing.Output) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("billing engine panic: %v", r)
+		}
+	}()
+	eng.Apply(st, ev, out)
+	return nil
 }
 
 // flush makes everything released durable downstream, publishes the
