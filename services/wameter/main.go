@@ -30,6 +30,7 @@ var commands = map[string]command{
 	"window":     {"derive conversations and billing units per customer (stateful)", roleCommand("window")},
 	"account":    {"price units per account: free tier, volume tiers, rates", roleCommand("account")},
 	"sink":       {"store conversations and charges in ClickHouse", roleCommand("sink")},
+	"gateway":    {"receive Meta's webhook POSTs, check signatures, write them to the webhooks topic", gatewayCommand},
 	"migrate":    {"apply schemas/ to CLICKHOUSE_DATABASE and exit", migrateCommand},
 	"produce":    {"write a JSON-lines record file (simulate -out) to the input topics", produceCommand},
 	"summary":    {"print spend by account, category and market from ClickHouse", summaryCommand},
