@@ -34,6 +34,7 @@ var commands = map[string]command{
 	"migrate":    {"apply schemas/ to CLICKHOUSE_DATABASE and exit", migrateCommand},
 	"produce":    {"write a JSON-lines record file (simulate -out) to the input topics", produceCommand},
 	"summary":    {"print spend by account, category and market from ClickHouse", summaryCommand},
+	"alert":      {"alert on spend spikes and budgets from ClickHouse to a webhook", alertCommand},
 	"replay":     {"derive conversations and charges from webhook and send-record files, no infrastructure", replay.Run},
 	"simulate":   {"generate a realistic, seeded stream of webhooks and send records", simulate.Run},
 }

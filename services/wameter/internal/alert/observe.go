@@ -1,0 +1,183 @@
+package alert
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/shopspring/decimal"
+)
+
+// historyDays is how many previous days the spike baseline looks at.
+const historyDays = 7
+
+// hourSpend is sum(amount) of spend_hourly for one account, category,
+// currency and hour.
+type hourSpend struct {
+	WABAID   string
+	Category string
+	Currency string
+	Hour     time.Time
+	Amount   decimal.Decimal
+}
+
+// periodSpend is sum(amount) of spend_hourly for one account and currency
+// over a budget period.
+type periodSpend struct {
+	WABAID   string
+	Currency string
+	Amount   decimal.Decimal
+}
+
+// spikeRange is the range of hours the spike rule reads at now: the current
+// window and the same window on each of the previous historyDays days.
+func spikeRange(r *Rules, now time.Time) (from, to time.Time) {
+	return now.Add(-r.Window - historyDays*24*time.Hour), now
+}
+
+// spikeObservations evaluates the spike rule at now from the hours of
+// spikeRange. The current window is the hours h with now-Window <= h < now;
+// day d (1..7) is the same shifted back d×24h. Every account with spend in
+// the range is observed (its total, and each category if by_category).
+//
+// The baseline needs history: an account (or category) whose 7 previous
+// days all have no spend is never a spike (a new account would otherwise
+// fire on its first spend above the floor; budgets cover new accounts).
+// A previous day without spend counts as 0 in the mean.
+func spikeObservations(r *Rules, now time.Time, hours []hourSpend) []Observation {
+	type series struct {
+		days [historyDays + 1]decimal.Decimal // [0] is the current window
+	}
+	bySeries := make(map[Key]*series)
+	add := func(k Key, day int, amount decimal.Decimal) {
+		s := bySeries[k]
+		if s == nil {
+			s = &series{}
+			bySeries[k] = s
+		}
+		s.days[day] = s.days[day].Add(amount)
+	}
+	for _, h := range hours {
+		age := now.Sub(h.Hour)
+		if age <= 0 {
+			continue
+		}
+		day := int((age - 1) / (24 * time.Hour))
+		if day > historyDays || age-time.Duration(day)*24*time.Hour > r.Window {
+			continue // between two windows
+		}
+		add(Key{Rule: RuleSpike, WABAID: h.WABAID, Currency: h.Currency}, day, h.Amount)
+		if r.spikeFor(h.WABAID).byCategory {
+			add(Key{Rule: RuleSpike, WABAID: h.WABAID, Category: h.Category, Currency: h.Currency}, day, h.Amount)
+		}
+	}
+	windowStart := now.Add(-r.Window)
+	obs := make([]Observation, 0, len(bySeries))
+	for k, s := range bySeries {
+		settings := r.spikeFor(k.WABAID)
+		baseline, history := r.baseline(s.days[1:])
+		current := s.days[0]
+		threshold := decimal.Max(settings.factor.Mul(baseline), settings.floor).Round(6)
+		o := Observation{Key: k, Value: current, Baseline: baseline, Threshold: threshold, WindowStart: windowStart,
+			Breached: history && current.GreaterThan(threshold)}
+		what := "WABA " + k.WABAID
+		if k.Category != "" {
+			what += " " + k.Category
+		}
+		if history {
+			o.Message = fmt.Sprintf("%s spend %s %s in the %s from %s; threshold %s %s (%s × baseline %s, floor %s)",
+				what, current.StringFixed(2), k.Currency, r.Window, windowStart.UTC().Format(time.RFC3339),
+				threshold.StringFixed(2), k.Currency, settings.factor, baseline.StringFixed(2), settings.floor)
+		} else {
+			o.Message = fmt.Sprintf("%s spend %s %s in the %s from %s; no spend on the previous %d days",
+				what, current.StringFixed(2), k.Currency, r.Window, windowStart.UTC().Format(time.RFC3339), historyDays)
+		}
+		obs = append(obs, o)
+	}
+	sortObservations(obs)
+	return obs
+}
+
+// baseline of the previous days' windows (days[0] is yesterday), and whether
+// any of them had spend.
+func (r *Rules) baseline(days []decimal.Decimal) (decimal.Decimal, bool) {
+	history := false
+	for _, d := range days {
+		if d.IsPositive() {
+			history = true
+		}
+	}
+	if r.Baseline == BaselineEWMA {
+		alpha := decimal.NewFromFloat(r.EWMAAlpha)
+		keep := decimal.NewFromInt(1).Sub(alpha)
+		e := days[len(days)-1]
+		for i := len(days) - 2; i >= 0; i-- {
+			e = alpha.Mul(days[i]).Add(keep.Mul(e))
+		}
+		return e.Round(6), history
+	}
+	sum := decimal.Zero
+	for _, d := range days {
+		sum = sum.Add(d)
+	}
+	return sum.Div(decimal.NewFromInt(int64(len(days)))).Round(6), history
+}
+
+// periodStart is the start of the UTC day or month holding now.
+func periodStart(period string, now time.Time) time.Time {
+	now = now.UTC()
+	if period == PeriodMonthly {
+		return time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
+	}
+	return time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+}
+
+// budgetObservations evaluates the budgets of period at now from the spend
+// since periodStart(period, now). A budgeted account without spend in the
+// period is not observed (so an open budget alert resolves when a new period
+// starts).
+func budgetObservations(r *Rules, period string, now time.Time, spend []periodSpend) []Observation {
+	rule := RuleBudgetDaily
+	if period == PeriodMonthly {
+		rule = RuleBudgetMonthly
+	}
+	start := periodStart(period, now)
+	var obs []Observation
+	for _, b := range r.Budgets {
+		if b.Period != period {
+			continue
+		}
+		for _, s := range spend {
+			if s.WABAID != b.WABAID {
+				continue
+			}
+			obs = append(obs, Observation{
+				Key:         Key{Rule: rule, WABAID: s.WABAID, Currency: s.Currency},
+				Breached:    s.Amount.GreaterThan(b.Amount.Decimal),
+				Value:       s.Amount,
+				Threshold:   b.Amount.Decimal,
+				WindowStart: start,
+				Message: fmt.Sprintf("WABA %s spend %s %s since %s; %s budget %s",
+					s.WABAID, s.Amount.StringFixed(2), s.Currency, start.Format(time.RFC3339), period, b.Amount),
+			})
+		}
+	}
+	sortObservations(obs)
+	return obs
+}
+
+func sortObservations(obs []Observation) {
+	sort.Slice(obs, func(i, j int) bool {
+		a, b := obs[i].Key, obs[j].Key
+		if a.WABAID != b.WABAID {
+			return a.WABAID < b.WABAID
+		}
+		if a.Rule != b.Rule {
+			return a.Rule < b.Rule
+		}
+		if a.Category != b.Category {
+			return a.Category < b.Category
+		}
+		return a.Currency < b.Currency
+	})
+}
