@@ -398,3 +398,27 @@ func gather(t *testing.T, reg *prometheus.Registry) string {
 	}
 	return strings.Join(names, " ")
 }
+
+// A window of several hours sums them; by_category adds an alert per
+// category beside the account's total.
+func TestSpikeWindowOfHoursByCategory(t *testing.T) {
+	conn := database(t)
+	insertCharges(t, conn, normalWeek())
+	recv := newReceiver(t, 0)
+	ev, _ := newEvaluator(t, conn, rulesFor(t, recv.URL, "window: 3h\nfactor: 3\nfloor: 10\nby_category: true\n"))
+	// 11:00: the window is 08:00, 09:00 and 10:00.
+	if err := ev.Evaluate(t.Context(), spikeDay.Add(11*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	got := recv.take()
+	if len(got) != 2 {
+		t.Fatalf("%d notifications %+v, want the total and MARKETING of a", len(got), got)
+	}
+	for i, category := range []string{"", "MARKETING"} {
+		g := got[i]
+		if g.WABAID != "a" || g.Category != category || g.State != StateFiring || g.Value != "64" ||
+			g.Baseline != "6" || g.Threshold != "18" || g.WindowStart != "2026-03-09T08:00:00Z" {
+			t.Errorf("notification %d: %+v", i, g)
+		}
+	}
+}

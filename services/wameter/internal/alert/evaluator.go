@@ -80,9 +80,17 @@ func (e *Evaluator) evaluate(ctx context.Context, now time.Time) error {
 	} else {
 		e.tracker.Observe(now, obs)
 	}
+	// After one notification failed every retry, the webhook is taken to be
+	// down: the others wait for the next evaluation instead of each spending
+	// its retries now (records of notified ones are still written).
+	webhookDown := false
 	for _, p := range e.tracker.Pending() {
+		if webhookDown && !p.Notified {
+			continue
+		}
 		if err := e.deliver(ctx, p); err != nil {
 			errs = append(errs, err)
+			webhookDown = webhookDown || !p.Notified
 		}
 	}
 	return errors.Join(errs...)
@@ -90,12 +98,11 @@ func (e *Evaluator) evaluate(ctx context.Context, now time.Time) error {
 
 // observe evaluates every rule at now.
 func (e *Evaluator) observe(ctx context.Context, now time.Time) ([]Observation, error) {
-	from, to := spikeRange(e.rules, now)
-	hours, err := e.store.hourSpends(ctx, from, to)
+	windows, err := e.store.windowSpends(ctx, now, e.rules.Window, historyDays)
 	if err != nil {
 		return nil, err
 	}
-	obs := spikeObservations(e.rules, now, hours)
+	obs := spikeObservations(e.rules, now, windows)
 	for _, period := range []string{PeriodDaily, PeriodMonthly} {
 		if !e.hasBudget(period) {
 			continue

@@ -11,13 +11,14 @@ import (
 // historyDays is how many previous days the spike baseline looks at.
 const historyDays = 7
 
-// hourSpend is sum(amount) of spend_hourly for one account, category,
-// currency and hour.
-type hourSpend struct {
+// windowSpend is sum(amount) of spend_hourly for one account, category and
+// currency in one window: Day 0 is the current window [now-Window, now) on
+// the hour column, day d the same window d×24h earlier.
+type windowSpend struct {
 	WABAID   string
 	Category string
 	Currency string
-	Hour     time.Time
+	Day      int
 	Amount   decimal.Decimal
 }
 
@@ -29,22 +30,16 @@ type periodSpend struct {
 	Amount   decimal.Decimal
 }
 
-// spikeRange is the range of hours the spike rule reads at now: the current
-// window and the same window on each of the previous historyDays days.
-func spikeRange(r *Rules, now time.Time) (from, to time.Time) {
-	return now.Add(-r.Window - historyDays*24*time.Hour), now
-}
-
-// spikeObservations evaluates the spike rule at now from the hours of
-// spikeRange. The current window is the hours h with now-Window <= h < now;
-// day d (1..7) is the same shifted back d×24h. Every account with spend in
-// the range is observed (its total, and each category if by_category).
+// spikeObservations evaluates the spike rule at now from the windows of
+// the current day and the historyDays before it (Store.windowSpends). Every
+// account with spend in any of them is observed (its total, and each
+// category if by_category).
 //
 // The baseline needs history: an account (or category) whose 7 previous
 // days all have no spend is never a spike (a new account would otherwise
 // fire on its first spend above the floor; budgets cover new accounts).
 // A previous day without spend counts as 0 in the mean.
-func spikeObservations(r *Rules, now time.Time, hours []hourSpend) []Observation {
+func spikeObservations(r *Rules, now time.Time, windows []windowSpend) []Observation {
 	type series struct {
 		days [historyDays + 1]decimal.Decimal // [0] is the current window
 	}
@@ -57,18 +52,13 @@ func spikeObservations(r *Rules, now time.Time, hours []hourSpend) []Observation
 		}
 		s.days[day] = s.days[day].Add(amount)
 	}
-	for _, h := range hours {
-		age := now.Sub(h.Hour)
-		if age <= 0 {
+	for _, w := range windows {
+		if w.Day < 0 || w.Day > historyDays {
 			continue
 		}
-		day := int((age - 1) / (24 * time.Hour))
-		if day > historyDays || age-time.Duration(day)*24*time.Hour > r.Window {
-			continue // between two windows
-		}
-		add(Key{Rule: RuleSpike, WABAID: h.WABAID, Currency: h.Currency}, day, h.Amount)
-		if r.spikeFor(h.WABAID).byCategory {
-			add(Key{Rule: RuleSpike, WABAID: h.WABAID, Category: h.Category, Currency: h.Currency}, day, h.Amount)
+		add(Key{Rule: RuleSpike, WABAID: w.WABAID, Currency: w.Currency}, w.Day, w.Amount)
+		if r.spikeFor(w.WABAID).byCategory {
+			add(Key{Rule: RuleSpike, WABAID: w.WABAID, Category: w.Category, Currency: w.Currency}, w.Day, w.Amount)
 		}
 	}
 	windowStart := now.Add(-r.Window)

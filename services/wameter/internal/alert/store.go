@@ -14,32 +14,44 @@ type Store struct {
 	conn clickhouse.Conn
 }
 
-// hourSpends reads sum(amount) per account, category, currency and hour for
-// the hours in [from, to). spend_hourly is a SummingMergeTree: always sum.
-func (s *Store) hourSpends(ctx context.Context, from, to time.Time) ([]hourSpend, error) {
+// windowSpends reads sum(amount) per account, category and currency in the
+// window [now-window, now) on the hour column and in the same window on each
+// of the days previous days, numbered 0 (current) to days. The windows are
+// cut in SQL so that only (days+1) rows per series come back, whatever the
+// window. spend_hourly is a SummingMergeTree: always sum.
+func (s *Store) windowSpends(ctx context.Context, now time.Time, window time.Duration, days int) ([]windowSpend, error) {
+	from := now.Add(-window - time.Duration(days)*24*time.Hour)
+	// age = now - hour, in (0, ...]; hour h is in day d's window when
+	// d×86400 < age <= d×86400 + window.
 	rows, err := s.conn.Query(ctx, `
-		SELECT waba_id, category, currency, hour, toString(sum(amount))
+		SELECT waba_id, category, currency,
+		       toUInt32(intDiv(toInt64(?) - toInt64(toUInt32(hour)) - 1, 86400)) AS day,
+		       toString(sum(amount))
 		FROM spend_hourly
 		WHERE hour >= toDateTime(?) AND hour < toDateTime(?)
-		GROUP BY waba_id, category, currency, hour`, from.Unix(), to.Unix())
+		  AND (toInt64(?) - toInt64(toUInt32(hour)) - 1) % 86400 < ?
+		GROUP BY waba_id, category, currency, day`,
+		now.Unix(), from.Unix(), now.Unix(), now.Unix(), int64(window/time.Second))
 	if err != nil {
-		return nil, fmt.Errorf("read spend_hourly: %w", err)
+		return nil, fmt.Errorf("read spend_hourly windows: %w", err)
 	}
 	defer rows.Close()
-	var out []hourSpend
+	var out []windowSpend
 	for rows.Next() {
-		var h hourSpend
+		var w windowSpend
+		var day uint32
 		var amount string
-		if err := rows.Scan(&h.WABAID, &h.Category, &h.Currency, &h.Hour, &amount); err != nil {
-			return nil, fmt.Errorf("scan spend_hourly: %w", err)
+		if err := rows.Scan(&w.WABAID, &w.Category, &w.Currency, &day, &amount); err != nil {
+			return nil, fmt.Errorf("scan spend_hourly windows: %w", err)
 		}
-		if h.Amount, err = decimal.NewFromString(amount); err != nil {
+		w.Day = int(day)
+		if w.Amount, err = decimal.NewFromString(amount); err != nil {
 			return nil, fmt.Errorf("spend_hourly amount %q: %w", amount, err)
 		}
-		out = append(out, h)
+		out = append(out, w)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read spend_hourly: %w", err)
+		return nil, fmt.Errorf("read spend_hourly windows: %w", err)
 	}
 	return out, nil
 }
