@@ -166,3 +166,77 @@ func TestRunServesAndDrainsOnShutdown(t *testing.T) {
 		t.Errorf("topic holds %d records, want the two bodies", len(got))
 	}
 }
+
+// /readyz follows Kafka: 503 once a write failed, and ready again when the
+// broker is back, without waiting for a request to succeed (a gateway out of
+// rotation gets none).
+func TestRunReadinessFollowsKafka(t *testing.T) {
+	broker := testenv.NewBroker(t)
+	addr, opsAddr := freeAddr(t), freeAddr(t)
+	cfg, err := LoadConfig(map[string]string{
+		"KAFKA_BROKERS":                 broker.Addr,
+		"KAFKA_DIAL_TIMEOUT":            "1s",
+		"WAMETER_GATEWAY_ADDR":          addr,
+		"WAMETER_OPS_ADDR":              opsAddr,
+		"WAMETER_GATEWAY_WRITE_TIMEOUT": "1s",
+		"WAMETER_PARTITIONS":            "1",
+		"WHATSAPP_APP_SECRET":           testAppSecret,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, cfg, zaptest.NewLogger(t, zaptest.Level(zap.ErrorLevel)), prometheus.NewRegistry())
+	}()
+	ready := func() bool {
+		resp, err := http.Get("http://" + opsAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}
+	waitReady := func(want bool, within time.Duration) {
+		t.Helper()
+		for deadline := time.Now().Add(within); ready() != want; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("/readyz ready=%t not reached within %s", want, within)
+			}
+		}
+	}
+	waitReady(true, 15*time.Second)
+
+	broker.Kill()
+	body := []byte(`{"object":"whatsapp_business_account","entry":[]}`)
+	req, err := http.NewRequest(http.MethodPost, "http://"+addr+"/webhook", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(signatureHeader, sign(testAppSecret, body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("broker down: status %d, want 503", resp.StatusCode)
+	}
+	if ready() {
+		t.Error("ready after a failed write")
+	}
+	// Still down: the probe must not declare it ready.
+	time.Sleep(probeInterval + 500*time.Millisecond)
+	if ready() {
+		t.Error("ready while the broker is down")
+	}
+
+	broker.Restart()
+	waitReady(true, 3*probeInterval)
+	stop()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
