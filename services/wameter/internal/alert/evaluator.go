@@ -16,7 +16,7 @@ import (
 // and records them in spend_alerts. Call Evaluate from one goroutine.
 type Evaluator struct {
 	rules    *Rules
-	store    Store
+	store    spendStore
 	notifier *Notifier
 	tracker  *Tracker
 	logger   *zap.Logger
@@ -37,7 +37,7 @@ func NewEvaluator(conn clickhouse.Conn, rules *Rules, logger *zap.Logger, reg pr
 	}
 	f := promauto.With(reg)
 	return &Evaluator{
-		rules: rules, store: Store{conn: conn}, notifier: NewNotifier(rules.Notify), tracker: NewTracker(),
+		rules: rules, store: spendStore{conn: conn}, notifier: NewNotifier(rules.Notify), tracker: NewTracker(),
 		logger: logger.Named("alert"),
 		evaluations: f.NewCounterVec(prometheus.CounterOpts{Name: "wameter_alert_evaluations_total",
 			Help: "Rule evaluations, by outcome (ok, error)."}, []string{"outcome"}),

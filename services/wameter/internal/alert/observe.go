@@ -31,7 +31,7 @@ type periodSpend struct {
 }
 
 // spikeObservations evaluates the spike rule at now from the windows of
-// the current day and the historyDays before it (Store.windowSpends). Every
+// the current day and the historyDays before it (spendStore.windowSpends). Every
 // account with spend in any of them is observed (its total, and each
 // category if by_category).
 //

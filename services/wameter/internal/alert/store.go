@@ -9,8 +9,8 @@ import (
 	"github.com/shopspring/decimal"
 )
 
-// Store reads spend from spend_hourly and reads and writes spend_alerts.
-type Store struct {
+// spendStore reads spend from spend_hourly and reads and writes spend_alerts.
+type spendStore struct {
 	conn clickhouse.Conn
 }
 
@@ -19,7 +19,7 @@ type Store struct {
 // of the days previous days, numbered 0 (current) to days. The windows are
 // cut in SQL so that only (days+1) rows per series come back, whatever the
 // window. spend_hourly is a SummingMergeTree: always sum.
-func (s *Store) windowSpends(ctx context.Context, now time.Time, window time.Duration, days int) ([]windowSpend, error) {
+func (s *spendStore) windowSpends(ctx context.Context, now time.Time, window time.Duration, days int) ([]windowSpend, error) {
 	from := now.Add(-window - time.Duration(days)*24*time.Hour)
 	// age = now - hour, in (0, ...]; hour h is in day d's window when
 	// d×86400 < age <= d×86400 + window.
@@ -58,7 +58,7 @@ func (s *Store) windowSpends(ctx context.Context, now time.Time, window time.Dur
 
 // periodSpends reads sum(amount) per account and currency for the hours in
 // [from, to).
-func (s *Store) periodSpends(ctx context.Context, from, to time.Time) ([]periodSpend, error) {
+func (s *spendStore) periodSpends(ctx context.Context, from, to time.Time) ([]periodSpend, error) {
 	rows, err := s.conn.Query(ctx, `
 		SELECT waba_id, currency, toString(sum(amount))
 		FROM spend_hourly
@@ -87,7 +87,7 @@ func (s *Store) periodSpends(ctx context.Context, from, to time.Time) ([]periodS
 }
 
 // record inserts a into spend_alerts.
-func (s *Store) record(ctx context.Context, a *Alert) error {
+func (s *spendStore) record(ctx context.Context, a *Alert) error {
 	batch, err := s.conn.PrepareBatch(ctx, `INSERT INTO spend_alerts
 		(alert_id, rule, waba_id, category, state, value, baseline, threshold, currency, window_start, at, message)`)
 	if err != nil {
@@ -106,7 +106,7 @@ func (s *Store) record(ctx context.Context, a *Alert) error {
 
 // openAlerts reads the alerts that fired and have not resolved, oldest
 // first.
-func (s *Store) openAlerts(ctx context.Context) ([]Alert, error) {
+func (s *spendStore) openAlerts(ctx context.Context) ([]Alert, error) {
 	rows, err := s.conn.Query(ctx, `
 		SELECT alert_id, rule, waba_id, category, currency,
 		       toString(value), toString(baseline), toString(threshold), window_start, at, message
