@@ -73,9 +73,10 @@ ch() { clickhouse-client --host "$clickhouse_host" --port "$clickhouse_port" "$@
 # clickhouse-client every poll).
 ch_http() { curl -sf -m 5 "http://$clickhouse_host:$CLICKHOUSE_HTTP_PORT/" --data-binary "$1"; }
 # metric_sum NAME: the sum over all label sets of NAME in the pipeline's
-# /metrics (0 when the pipeline does not answer).
+# /metrics (0 when the pipeline does not answer yet: not an error, pipefail
+# notwithstanding).
 metric_sum() {
-	curl -sf -m 5 "http://$WAMETER_OPS_ADDR/metrics" 2>/dev/null |
+	{ curl -sf -m 5 "http://$WAMETER_OPS_ADDR/metrics" 2>/dev/null || true; } |
 		awk -v name="$1" '$1 == name || index($1, name "{") == 1 { s += $2 } END { printf "%.0f", s }'
 }
 # rss KIND PID: VmHWM or VmRSS of PID in kB (0 when gone).
