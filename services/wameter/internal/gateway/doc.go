@@ -36,8 +36,8 @@
 //
 // The ops server on WAMETER_OPS_ADDR serves /metrics
 // (wameter_gateway_requests_total{outcome} with outcomes accepted,
-// bad_signature, too_large, bad_request, kafka_unavailable, verify_ok,
-// verify_denied, method_not_allowed; wameter_gateway_write_seconds{result};
+// bad_signature, too_large, bad_request, kafka_unavailable, client_gone,
+// verify_ok, verify_denied, method_not_allowed; wameter_gateway_write_seconds{result};
 // the producer's wameter_stream_* series), /healthz, /readyz (503 until the
 // server listens, while the last Kafka write failed, and during shutdown;
 // while unready, a metadata probe every 2s marks it ready again once Kafka

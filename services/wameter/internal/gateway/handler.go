@@ -155,6 +155,14 @@ func (h *Handler) receive(w http.ResponseWriter, r *http.Request) {
 	started := time.Now()
 	err = h.writer.WriteMessages(ctx, msg)
 	elapsed := time.Since(started).Seconds()
+	if err != nil && r.Context().Err() != nil {
+		// Meta hung up before the write finished: nothing to answer, and
+		// nothing learnt about Kafka's health. It will retry.
+		h.metrics.writes.WithLabelValues("error").Observe(elapsed)
+		h.metrics.requests.WithLabelValues(outcomeClientGone).Inc()
+		h.logger.Info("client gone before the webhook was written", zap.Error(err))
+		return
+	}
 	if err != nil {
 		h.writeFailed.Store(true)
 		h.metrics.writes.WithLabelValues("error").Observe(elapsed)

@@ -225,3 +225,34 @@ func TestKafkaDownAnswers503ThenRetrySucceeds(t *testing.T) {
 		t.Errorf("topic holds %d records, want the retried body once", len(got))
 	}
 }
+
+// A client that hangs up during the write says nothing about Kafka: the
+// gateway stays healthy (ready) and counts it apart.
+func TestClientGoneDuringWriteKeepsHealth(t *testing.T) {
+	broker := testenv.NewBroker(t)
+	g := newTestGateway(t, broker.Addr, 10*time.Second, 1<<20)
+	broker.Kill()
+	body := []byte(`{"object":"whatsapp_business_account","entry":[]}`)
+	req, err := http.NewRequest(http.MethodPost, g.server.URL, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(signatureHeader, sign(testAppSecret, body))
+	client := &http.Client{Timeout: 500 * time.Millisecond}
+	if resp, err := client.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("got an answer (%d) with the broker down before the client's timeout", resp.StatusCode)
+	}
+	for deadline := time.Now().Add(5 * time.Second); g.outcome(outcomeClientGone) != 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("client_gone %v after 5s, want 1", g.outcome(outcomeClientGone))
+		}
+	}
+	if !g.handler.Healthy() {
+		t.Error("unhealthy after a client hung up")
+	}
+	if n := g.outcome(outcomeKafkaUnavailable); n != 0 {
+		t.Errorf("kafka_unavailable %v, want 0", n)
+	}
+	broker.Restart() // testenv stops it cleanly at the end
+}

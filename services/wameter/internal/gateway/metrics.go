@@ -13,13 +13,14 @@ const (
 	outcomeTooLarge         = "too_large"
 	outcomeBadRequest       = "bad_request" // the body could not be read (client went away)
 	outcomeKafkaUnavailable = "kafka_unavailable"
+	outcomeClientGone       = "client_gone" // the client hung up during the Kafka write
 	outcomeVerifyOK         = "verify_ok"
 	outcomeVerifyDenied     = "verify_denied"
 	outcomeMethodNotAllowed = "method_not_allowed"
 )
 
 var outcomes = []string{outcomeAccepted, outcomeBadSignature, outcomeTooLarge, outcomeBadRequest,
-	outcomeKafkaUnavailable, outcomeVerifyOK, outcomeVerifyDenied, outcomeMethodNotAllowed}
+	outcomeKafkaUnavailable, outcomeClientGone, outcomeVerifyOK, outcomeVerifyDenied, outcomeMethodNotAllowed}
 
 type metrics struct {
 	requests *prometheus.CounterVec   // outcome
