@@ -27,6 +27,7 @@ stop() {
 }
 
 # Reverse order of up.sh.
+stop gateway
 stop wameter
 stop clickhouse
 stop broker

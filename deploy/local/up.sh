@@ -225,8 +225,54 @@ start_pipeline() {
 	log "pipeline running (pid $pid, ops http://$WAMETER_OPS_ADDR/metrics, log $WAMETER_STATE_DIR/wameter.log)"
 }
 
+# readyz HOST:PORT: the ops server there answers /readyz with 200.
+readyz() {
+	local host=${1%:*} port=${1##*:} reply
+	exec 5<>"/dev/tcp/$host/$port" || return 1
+	printf 'GET /readyz HTTP/1.0\r\n\r\n' >&5
+	reply=$(timeout 2 cat <&5)
+	exec 5<&-
+	[[ $reply == "HTTP/1."?" 200"* ]]
+}
+
+# start_gateway runs `wameter gateway` (Meta's webhook endpoint, writing to
+# the webhooks topic) on WAMETER_GATEWAY_ADDR (default 127.0.0.1:8080) with
+# its ops server on WAMETER_GATEWAY_OPS_ADDR (default 127.0.0.1:9465), only
+# when an app secret is given: without one it cannot check signatures.
+start_gateway() {
+	if [ -z "${WHATSAPP_APP_SECRET:-}" ] && [ -z "${WHATSAPP_APP_SECRET_FILE:-}" ]; then
+		log "gateway not started: set WHATSAPP_APP_SECRET (or _FILE) and WHATSAPP_VERIFY_TOKEN to receive Meta's webhooks"
+		return
+	fi
+	if pid=$(ours gateway); then
+		log "gateway already running (pid $pid)"
+		return
+	fi
+	local addr=${WAMETER_GATEWAY_ADDR:-127.0.0.1:8080} ops=${WAMETER_GATEWAY_OPS_ADDR:-127.0.0.1:9465}
+	if answers "${addr%:*}" "${addr##*:}"; then
+		die "WAMETER_GATEWAY_ADDR $addr is taken; set WAMETER_GATEWAY_ADDR"
+	fi
+	if answers "${ops%:*}" "${ops##*:}"; then
+		die "WAMETER_GATEWAY_OPS_ADDR $ops is taken; set WAMETER_GATEWAY_OPS_ADDR"
+	fi
+	local bin=$repo_root/bin/wameter
+	if ! "$bin" help 2>&1 | grep -q '^  gateway '; then
+		log "building $bin (with the gateway command)"
+		(cd "$repo_root" && go build -o bin/wameter ./services/wameter)
+	fi
+	launch gateway "$repo_root" env WAMETER_GATEWAY_ADDR="$addr" WAMETER_OPS_ADDR="$ops" \
+		"$bin" gateway -pidfile "$WAMETER_STATE_DIR/gateway.pid"
+	local pid=$launched_pid
+	if ! wait_until 60 gateway "$pid" readyz "$ops"; then
+		tail -20 "$WAMETER_STATE_DIR/gateway.log" >&2
+		exit 1
+	fi
+	log "gateway receiving webhooks on http://$addr${WAMETER_GATEWAY_PATH:-/webhook} (pid $pid, ops http://$ops/metrics, log $WAMETER_STATE_DIR/gateway.log)"
+}
+
 start_broker
 start_clickhouse
 start_pipeline
+start_gateway
 
 log "KAFKA_BROKERS=$KAFKA_BROKERS CLICKHOUSE_ADDR=$CLICKHOUSE_ADDR CLICKHOUSE_DATABASE=$CLICKHOUSE_DATABASE WAMETER_STATE_DIR=$WAMETER_STATE_DIR"
