@@ -25,7 +25,9 @@ func Restore(ctx context.Context, cfg stream.Config, topic string, partition int
 	}
 	var conn *kafka.Conn
 	for attempt := 0; ; attempt++ {
-		conn, err = dialer.DialLeader(ctx, "tcp", cfg.Brokers[attempt%len(cfg.Brokers)], topic, partition)
+		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		conn, err = dialer.DialLeader(dctx, "tcp", cfg.Brokers[attempt%len(cfg.Brokers)], topic, partition)
+		cancel()
 		if err == nil {
 			break
 		}
