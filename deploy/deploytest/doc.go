@@ -22,7 +22,9 @@
 //     on their ops ports.
 //   - deploy/grafana: dashboards are valid JSON with panels whose queries use
 //     existing metrics (Prometheus) or tables (ClickHouse, schemas/*.sql)
-//     and provisioned data sources.
+//     and provisioned data sources; the spend dashboard's SQL, with the
+//     plugin's macros expanded, runs on a real ClickHouse server
+//     (pkg/testenv) with the schemas applied and returns rows.
 //
 // Every check also runs against broken copies (TestBrokenDeployFails), so a
 // check that stops detecting its problem fails too.
