@@ -237,7 +237,7 @@ readyz() {
 
 # start_gateway runs `wameter gateway` (Meta's webhook endpoint, writing to
 # the webhooks topic) on WAMETER_GATEWAY_ADDR (default 127.0.0.1:8080) with
-# its ops server on WAMETER_GATEWAY_OPS_ADDR (default 127.0.0.1:9465), only
+# its ops server on WAMETER_GATEWAY_OPS_ADDR (default 127.0.0.1:9466), only
 # when an app secret is given: without one it cannot check signatures.
 start_gateway() {
 	if [ -z "${WHATSAPP_APP_SECRET:-}" ] && [ -z "${WHATSAPP_APP_SECRET_FILE:-}" ]; then
@@ -248,7 +248,7 @@ start_gateway() {
 		log "gateway already running (pid $pid)"
 		return
 	fi
-	local addr=${WAMETER_GATEWAY_ADDR:-127.0.0.1:8080} ops=${WAMETER_GATEWAY_OPS_ADDR:-127.0.0.1:9465}
+	local addr=${WAMETER_GATEWAY_ADDR:-127.0.0.1:8080} ops=${WAMETER_GATEWAY_OPS_ADDR:-127.0.0.1:9466}
 	if answers "${addr%:*}" "${addr##*:}"; then
 		die "WAMETER_GATEWAY_ADDR $addr is taken; set WAMETER_GATEWAY_ADDR"
 	fi
