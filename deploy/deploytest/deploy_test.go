@@ -109,6 +109,8 @@ func TestBrokenDeployFails(t *testing.T) {
 		{"secret file not mounted", "deploy/k8s/gateway.yaml", "              - key: whatsapp-app-secret\n                path: whatsapp-app-secret\n", "", "WHATSAPP_APP_SECRET_FILE=/var/run/secrets/wameter/whatsapp-app-secret: volume secrets (Secret wameter-secrets) provides no file"},
 		{"secret key missing", "deploy/k8s/secret.yaml", "  kafka-sasl-password:", "  kafka-password:", "item key kafka-sasl-password is not in Secret wameter-secrets"},
 		{"accounts not mounted", "deploy/k8s/normalize.yaml", "              mountPath: /etc/wameter/accounts\n", "              mountPath: /etc/accounts\n", "WAMETER_ACCOUNTS=/etc/wameter/accounts/accounts.yaml: no volume is mounted"},
+		{"accounts file invalid", "deploy/k8s/configmap.yaml", "currency: USD", "currency: XYZ", "currency XYZ has no rate card"},
+		{"accounts file unknown key", "deploy/k8s/configmap.yaml", "country: BR", "contry: BR", "field contry not found"},
 		{"kustomization incomplete", "deploy/k8s/kustomization.yaml", "  - alert.yaml\n", "", "does not list alert.yaml"},
 		{"kustomization lists a ghost", "deploy/k8s/kustomization.yaml", "  - alert.yaml\n", "  - alert.yaml\n  - cronjob.yaml\n", "lists cronjob.yaml, which does not exist"},
 		{"role missing", "deploy/k8s/account.yaml", "args: [\"account\"]", "args: [\"acount\"]", "no Deployment runs `wameter account`"},

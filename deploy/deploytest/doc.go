@@ -10,7 +10,8 @@
 //     2-core node), a non-root read-only securityContext and a termination
 //     grace of at least 45s; the file variables (*_FILE, WAMETER_ACCOUNTS,
 //     WAMETER_ALERT_RULES) a command reads name files that a mounted Secret
-//     or ConfigMap provides; no secret is set as a literal; the window stage
+//     or ConfigMap provides; the shipped accounts file passes pkg/accounts
+//     against the built-in pricing; no secret is set as a literal; the window stage
 //     has no more replicas than partitions and a PodDisruptionBudget, as has
 //     the gateway (with a Service and an HPA).
 //   - Every environment variable set in deploy/k8s and for the wameter

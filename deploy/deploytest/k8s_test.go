@@ -12,6 +12,9 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/wameter/wameter/pkg/accounts"
+	"github.com/wameter/wameter/pkg/pricing"
 )
 
 const k8sDir = "deploy/k8s"
@@ -177,6 +180,9 @@ func checkK8s(b bundle, doc envDoc) problems {
 		case "HorizontalPodAutoscaler":
 			hpas = append(hpas, o)
 		case "ConfigMap":
+			if data, ok := mapOf(o.m["data"])["accounts.yaml"].(string); ok {
+				checkAccounts(o, data, &p)
+			}
 			for k := range mapOf(o.m["data"]) {
 				for _, s := range secretVars {
 					if k == s {
@@ -620,4 +626,23 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// checkAccounts: the accounts file shipped in a ConfigMap is one the
+// pipeline accepts at start (strict parse, valid values, a rate card in
+// each currency of the built-in pricing data).
+func checkAccounts(o object, data string, p *problems) {
+	book, err := accounts.Parse([]byte(data))
+	if err != nil {
+		p.add("%s: accounts.yaml: %v", o, err)
+		return
+	}
+	cat, err := pricing.Default()
+	if err != nil {
+		p.add("built-in pricing data: %v", err)
+		return
+	}
+	if err := book.Validate(cat.HasCurrency); err != nil {
+		p.add("%s: accounts.yaml: %v", o, err)
+	}
 }
