@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"gopkg.in/yaml.v3"
 
@@ -637,7 +638,7 @@ func checkAccounts(o object, data string, p *problems) {
 		p.add("%s: accounts.yaml: %v", o, err)
 		return
 	}
-	cat, err := pricing.Default()
+	cat, err := defaultPricing()
 	if err != nil {
 		p.add("built-in pricing data: %v", err)
 		return
@@ -646,3 +647,6 @@ func checkAccounts(o object, data string, p *problems) {
 		p.add("%s: accounts.yaml: %v", o, err)
 	}
 }
+
+// defaultPricing is pricing.Default, loaded once for all the checks.
+var defaultPricing = sync.OnceValues(pricing.Default)
