@@ -96,6 +96,7 @@ func TestChaos(t *testing.T) {
 				}
 				<-m.proc.Exited()
 				figures["kill "+m.role]++
+				t.Logf("chaos: killed %s (%s)", m.role, time.Now().Format("15:04:05.000"))
 				time.Sleep(time.Duration(rng.IntN(2000)) * time.Millisecond)
 				p := s.startRole(m.role)
 				mu.Lock()
@@ -106,6 +107,7 @@ func TestChaos(t *testing.T) {
 				d := time.Duration(1+rng.IntN(int(maxOutage/time.Second))) * time.Second
 				broker.Kill()
 				figures["kill broker"]++
+				t.Logf("chaos: broker down for %s (%s)", d, time.Now().Format("15:04:05.000"))
 				time.Sleep(d)
 				outage += d
 				broker.Restart()
@@ -113,6 +115,7 @@ func TestChaos(t *testing.T) {
 				d := time.Duration(1+rng.IntN(int(clickhouseOutage/time.Second))) * time.Second
 				ch.Kill()
 				figures["kill clickhouse"]++
+				t.Logf("chaos: clickhouse down for %s (%s)", d, time.Now().Format("15:04:05.000"))
 				time.Sleep(d)
 				outage += d
 				ch.Restart()
