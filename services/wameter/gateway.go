@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.uber.org/zap"
 
+	"github.com/wameter/wameter/pkg/ops"
 	"github.com/wameter/wameter/services/wameter/internal/gateway"
 )
 
@@ -26,10 +27,11 @@ func gatewayCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 		return errUsage
 	}
 	if *pidfile != "" {
-		if err := os.WriteFile(*pidfile, []byte(fmt.Sprintln(os.Getpid())), 0o644); err != nil {
+		remove, err := ops.WritePidfile(*pidfile)
+		if err != nil {
 			return err
 		}
-		defer os.Remove(*pidfile)
+		defer remove()
 	}
 	cfg, err := gateway.LoadConfig(env.ToMap(os.Environ()))
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wameter/wameter/pkg/migration"
+	"github.com/wameter/wameter/pkg/ops"
 	"github.com/wameter/wameter/pkg/sink"
 	"github.com/wameter/wameter/schemas"
 	"github.com/wameter/wameter/services/wameter/internal/app"
@@ -28,10 +29,11 @@ func roleCommand(roles ...string) func(ctx context.Context, args []string, stdou
 			return errUsage
 		}
 		if *pidfile != "" {
-			if err := os.WriteFile(*pidfile, []byte(fmt.Sprintln(os.Getpid())), 0o644); err != nil {
+			remove, err := ops.WritePidfile(*pidfile)
+			if err != nil {
 				return err
 			}
-			defer os.Remove(*pidfile)
+			defer remove()
 		}
 		cfg, err := app.LoadConfig(env.ToMap(os.Environ()))
 		if err != nil {

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -20,9 +19,9 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/wameter/wameter/pkg/ops"
 	"github.com/wameter/wameter/pkg/sink"
 )
 
@@ -108,7 +107,7 @@ func Run(ctx context.Context, cfg Config, rules *Rules, migrate Migrator, clock 
 		if err != nil {
 			return fmt.Errorf("ops server: %w", err)
 		}
-		srv := &http.Server{Handler: opsMux(reg, ready.Load), ReadHeaderTimeout: 5 * time.Second}
+		srv := &http.Server{Handler: ops.Mux(reg, ready.Load), ReadHeaderTimeout: 5 * time.Second}
 		g.Add(func() error {
 			logger.Info("ops server listening", zap.String("addr", ln.Addr().String()))
 			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -144,23 +143,4 @@ func Run(ctx context.Context, cfg Config, rules *Rules, migrate Migrator, clock 
 		}
 	}, func(error) { ready.Store(false); cancel() })
 	return g.Run()
-}
-
-// opsMux is the ops server: as the pipeline's (internal/app), which does not
-// export it.
-func opsMux(reg *prometheus.Registry, ready func() bool) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -15,10 +14,10 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/wameter/wameter/pkg/accounts"
+	"github.com/wameter/wameter/pkg/ops"
 	"github.com/wameter/wameter/pkg/pricing"
 	"github.com/wameter/wameter/pkg/sink"
 	"github.com/wameter/wameter/pkg/stream"
@@ -87,7 +86,7 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 		if err != nil {
 			return fmt.Errorf("ops server: %w", err)
 		}
-		srv := &http.Server{Handler: opsMux(reg, func() bool {
+		srv := &http.Server{Handler: ops.Mux(reg, func() bool {
 			return ready.Load() && (sinkWriter == nil || sinkWriter.Healthy())
 		}), ReadHeaderTimeout: 5 * time.Second}
 		g.Add(func() error {
@@ -207,21 +206,4 @@ func topicSpecs(cfg *Config) []stream.TopicSpec {
 		spec(t.Events, nil), spec(t.Units, nil), spec(t.Rows, nil),
 		spec(t.WindowState, compact), spec(t.AccountState, compact),
 	}
-}
-
-func opsMux(reg *prometheus.Registry, ready func() bool) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
 }

@@ -6,16 +6,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/wameter/wameter/pkg/ops"
 	"github.com/wameter/wameter/pkg/stream"
 )
 
@@ -65,7 +64,7 @@ func Run(ctx context.Context, cfg Config, logger *zap.Logger, reg *prometheus.Re
 		if err != nil {
 			return fmt.Errorf("ops server: %w", err)
 		}
-		opsSrv := &http.Server{Handler: opsMux(reg, func() bool {
+		opsSrv := &http.Server{Handler: ops.Mux(reg, func() bool {
 			h := handler.Load()
 			return ready.Load() && h != nil && h.Healthy()
 		}), ReadHeaderTimeout: 5 * time.Second}
@@ -227,21 +226,4 @@ func (p *probe) check(ctx context.Context) error {
 		}
 	}
 	return fmt.Errorf("topic %s: %w", p.topic, kafka.UnknownTopicOrPartition)
-}
-
-func opsMux(reg *prometheus.Registry, ready func() bool) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
 }
