@@ -46,14 +46,7 @@ func TestChaos(t *testing.T) {
 
 	c := buildCorpusN(sets)
 	want, _ := expected(t, c.records)
-	var cbp, pmp []record
-	for _, r := range c.records {
-		if r.at.Year() == 2024 || r.reason != "" {
-			cbp = append(cbp, r)
-		} else {
-			pmp = append(pmp, r)
-		}
-	}
+	cbp, pmp := splitEras(c.records)
 	firstEra, _ := expected(t, cbp)
 
 	type member struct {

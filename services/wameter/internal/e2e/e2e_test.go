@@ -269,6 +269,20 @@ func (s *stack) waitSynced(p *testenv.Proc, roles ...string) {
 	})
 }
 
+// splitEras splits a corpus into its CBP-era records (with the malformed
+// ones) and its PMP-era records: produced one after the other, as they would
+// arrive in real time, a year apart.
+func splitEras(recs []record) (cbp, pmp []record) {
+	for _, r := range recs {
+		if r.at.Year() == 2024 || r.reason != "" {
+			cbp = append(cbp, r)
+		} else {
+			pmp = append(pmp, r)
+		}
+	}
+	return cbp, pmp
+}
+
 func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -292,14 +306,7 @@ func TestPipelineEndToEnd(t *testing.T) {
 	s.start()
 	// Two eras, a year apart: the second is produced once the first is in
 	// ClickHouse, as it would arrive in real time.
-	var cbp, pmp []record
-	for _, r := range c.records {
-		if r.at.Year() == 2024 || r.reason != "" {
-			cbp = append(cbp, r)
-		} else {
-			pmp = append(pmp, r)
-		}
-	}
+	cbp, pmp := splitEras(c.records)
 	firstEra, _ := expected(t, cbp)
 	s.produce(ctx, cbp, 1)
 	waitFor(t, "the CBP era's charges in ClickHouse", 3*time.Minute, func() bool {
@@ -398,14 +405,7 @@ func TestPipelineSurvivesKills(t *testing.T) {
 	s.env = append(s.env, "WAMETER_SESSION_TIMEOUT=6s")
 	c := buildCorpusN(12)
 	want, _ := expected(t, c.records)
-	var cbp, pmp []record
-	for _, r := range c.records {
-		if r.at.Year() == 2024 || r.reason != "" {
-			cbp = append(cbp, r)
-		} else {
-			pmp = append(pmp, r)
-		}
-	}
+	cbp, pmp := splitEras(c.records)
 	firstEra, _ := expected(t, cbp)
 
 	rng := rand.New(rand.NewPCG(2026, 11))
@@ -489,14 +489,7 @@ func TestPipelineTwoInstances(t *testing.T) {
 	s.env = append(s.env, "WAMETER_SESSION_TIMEOUT=6s")
 	c := buildCorpusN(6)
 	want, _ := expected(t, c.records)
-	var cbp, pmp []record
-	for _, r := range c.records {
-		if r.at.Year() == 2024 || r.reason != "" {
-			cbp = append(cbp, r)
-		} else {
-			pmp = append(pmp, r)
-		}
-	}
+	cbp, pmp := splitEras(c.records)
 	firstEra, _ := expected(t, cbp)
 	a, b := s.start(), s.start()
 	s.waitSynced(a)
