@@ -11,6 +11,7 @@ package reorder
 
 import (
 	"math"
+	"slices"
 
 	"github.com/wameter/wameter/pkg/billing"
 )
@@ -41,6 +42,14 @@ type Buffer struct {
 	maxSeen  int64
 	released int64 // events with Time <= released have been released
 	items    []Item
+
+	// offsets and gone track, in add order, the input offsets of buffered
+	// events and whether each was released, so MinOffset needs no scan
+	// while offsets come in non-decreasing order (unordered otherwise).
+	offsets   []int64
+	gone      []bool
+	head      int
+	unordered bool
 }
 
 // New returns an empty buffer allowing lateness seconds of disorder.
@@ -75,7 +84,39 @@ func (b *Buffer) Add(ev *billing.Event, offset int64) bool {
 	}
 	b.items = append(b.items, Item{Event: *ev, Offset: offset})
 	b.up(len(b.items) - 1)
+	if n := len(b.offsets); n > b.head && offset < b.offsets[n-1] {
+		b.unordered = true
+	}
+	if !b.unordered {
+		b.offsets = append(b.offsets, offset)
+		b.gone = append(b.gone, false)
+	}
 	return true
+}
+
+// forget marks one buffered event of offset released in the add-order index.
+func (b *Buffer) forget(offset int64) {
+	if b.unordered {
+		return
+	}
+	live := b.offsets[b.head:]
+	i, _ := slices.BinarySearch(live, offset)
+	for i < len(live) && live[i] == offset && b.gone[b.head+i] {
+		i++
+	}
+	if i < len(live) && live[i] == offset {
+		b.gone[b.head+i] = true
+	}
+	for b.head < len(b.offsets) && b.gone[b.head] {
+		b.head++
+	}
+	if b.head == len(b.offsets) {
+		b.offsets, b.gone, b.head = b.offsets[:0], b.gone[:0], 0
+	} else if b.head > 1024 && b.head > len(b.offsets)/2 {
+		n := copy(b.offsets, b.offsets[b.head:])
+		copy(b.gone, b.gone[b.head:])
+		b.offsets, b.gone, b.head = b.offsets[:n], b.gone[:n], 0
+	}
 }
 
 // Ready returns the watermark the buffer may release up to now: the highest
@@ -104,13 +145,22 @@ func (b *Buffer) Release(upTo int64, fn func(it *Item)) {
 		if last > 0 {
 			b.down(0)
 		}
+		b.forget(top.Offset)
 		fn(&top)
 	}
 	b.released = upTo
 }
 
 // MinOffset returns the lowest input offset among buffered events, or -1.
+// It is O(1) amortized when events were added in non-decreasing offset
+// order (as a partition's records are), a scan otherwise.
 func (b *Buffer) MinOffset() int64 {
+	if len(b.items) == 0 {
+		return -1
+	}
+	if !b.unordered {
+		return b.offsets[b.head]
+	}
 	min := int64(-1)
 	for i := range b.items {
 		if o := b.items[i].Offset; min < 0 || o < min {

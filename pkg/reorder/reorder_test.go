@@ -167,3 +167,35 @@ func TestLateEventsAreRefused(t *testing.T) {
 		t.Errorf("buffer holds %d events, min offset %d", b.Len(), b.MinOffset())
 	}
 }
+
+// MinOffset tracks the oldest buffered input offset as events are released
+// in event-time order, which is not offset order; it agrees with a scan.
+func TestMinOffsetFollowsReleases(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	b := New(100)
+	scan := func() int64 {
+		m := int64(-1)
+		for i := range b.items {
+			if o := b.items[i].Offset; m < 0 || o < m {
+				m = o
+			}
+		}
+		return m
+	}
+	for off := int64(0); off < 5000; off++ {
+		ev := billing.Event{Kind: billing.Inbound, Time: 1000 + off/3 + rng.Int64N(90), MessageID: fmt.Sprint(off)}
+		if !b.Add(&ev, off/2) { // two events per record offset, as offsets repeat in tests
+			continue
+		}
+		if off%7 == 0 {
+			b.Release(b.Ready(), func(*Item) {})
+		}
+		if got, want := b.MinOffset(), scan(); got != want {
+			t.Fatalf("after offset %d: MinOffset %d, scan %d", off, got, want)
+		}
+	}
+	b.Release(b.MaxSeen(), func(*Item) {})
+	if b.MinOffset() != -1 {
+		t.Errorf("empty buffer: MinOffset %d", b.MinOffset())
+	}
+}
