@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -163,7 +164,15 @@ type Producer struct {
 
 	mu         sync.Mutex
 	partitions map[string]int // topic -> partition count, for WithPartition checks
+
+	// failing is set while a write is retrying (the brokers are not
+	// taking writes) and cleared by the next successful write.
+	failing atomic.Bool
 }
+
+// Healthy reports false while a write is being retried: the service is
+// blocked on Kafka, and its readiness should say so.
+func (p *Producer) Healthy() bool { return !p.failing.Load() }
 
 // NewProducer builds a Producer. logger and reg must not be nil. It does not
 // connect: the first WriteMessages does.
@@ -256,6 +265,7 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) err
 		err := p.writer.WriteMessages(ctx, pending...)
 		if err == nil {
 			p.countWritten(pending)
+			p.failing.Store(false)
 			return nil
 		}
 		var werrs kafka.WriteErrors
@@ -281,6 +291,7 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) err
 			return fmt.Errorf("write %d messages: %w", len(pending), err)
 		}
 		p.metrics.retries.Inc()
+		p.failing.Store(true)
 		p.logger.Warn("write failed, retrying", zap.Int("messages", len(pending)), zap.Int("attempt", bo.attempt+1), zap.Error(err))
 		if !bo.wait(ctx) {
 			p.metrics.failures.Inc()

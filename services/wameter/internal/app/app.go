@@ -78,8 +78,10 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 	logger.Info("starting", zap.Strings("roles", roles), zap.Object("kafka", cfg.Kafka), zap.Object("clickhouse", cfg.ClickHouse),
 		zap.Duration("lateness", cfg.Lateness), zap.Duration("idle_flush", cfg.IdleFlush))
 
+	// The ops server starts first (so a stuck start-up is visible); what
+	// readiness looks at is published to it as it is built.
 	var ready atomic.Bool
-	var sinkWriter *sink.Writer
+	var sinkHealth, producerHealth atomic.Pointer[func() bool]
 	var g run.Group
 	if cfg.OpsAddr != "" {
 		ln, err := net.Listen("tcp", cfg.OpsAddr)
@@ -87,7 +89,12 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 			return fmt.Errorf("ops server: %w", err)
 		}
 		srv := &http.Server{Handler: ops.Mux(reg, func() bool {
-			return ready.Load() && (sinkWriter == nil || sinkWriter.Healthy())
+			for _, h := range []*atomic.Pointer[func() bool]{&producerHealth, &sinkHealth} {
+				if f := h.Load(); f != nil && !(*f)() {
+					return false
+				}
+			}
+			return ready.Load()
 		}), ReadHeaderTimeout: 5 * time.Second}
 		g.Add(func() error {
 			logger.Info("ops server listening", zap.String("addr", ln.Addr().String()))
@@ -110,6 +117,8 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 	if err != nil {
 		return err
 	}
+	producerHealthy := producer.Healthy
+	producerHealth.Store(&producerHealthy)
 	defer producer.Close()
 
 	var consumers []*stream.Consumer
@@ -169,9 +178,12 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 				return fmt.Errorf("clickhouse: %w", err)
 			}
 			defer conn.Close()
+			var sinkWriter *sink.Writer
 			if sinkWriter, err = sink.NewWriter(conn, cfg.ClickHouse, logger, reg); err != nil {
 				return err
 			}
+			sinkHealthy := sinkWriter.Healthy
+			sinkHealth.Store(&sinkHealthy)
 			h, err = sinkstage.New(sinkWriter, dlq, logger)
 		}
 		if err != nil {
