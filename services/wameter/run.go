@@ -74,14 +74,14 @@ func migrate(ctx context.Context, cfg sink.Config, logger *zap.Logger) error {
 		if err == nil {
 			break
 		}
-		if attempt == 8 {
+		if attempt == 40 { // about two minutes: a ClickHouse restarting, or another instance applying
 			return err
 		}
 		logger.Warn("schema apply failed; retrying (another instance may be applying)", zap.Error(err), zap.Int("attempt", attempt))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(time.Duration(attempt) * 500 * time.Millisecond):
+		case <-time.After(min(time.Duration(attempt)*500*time.Millisecond, 3*time.Second)):
 		}
 	}
 	logger.Info("schemas applied", zap.String("database", cfg.Database), zap.Strings("applied", applied))

@@ -145,12 +145,12 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 		pt.wm[i] = math.MinInt64
 	}
 	var meta []byte
-	if _, err := changelog.Restore(ctx, s.kafka, s.cfg.StateTopic, p, func(key, value []byte) error {
+	if _, err := changelog.RestoreRetrying(ctx, s.kafka, s.cfg.StateTopic, p, func() { meta = nil }, func(key, value []byte) error {
 		if len(key) == 1 && key[0] == 'm' {
 			meta = value
 		}
 		return nil
-	}); err != nil {
+	}, func(err error) { pt.logger.Warn("restore from the changelog failed; retrying", zap.Error(err)) }); err != nil {
 		return 0, fmt.Errorf("account partition %d: restore: %w", p, err)
 	}
 	start := committed

@@ -174,8 +174,15 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 				}
 			}
 			var conn clickhouse.Conn
-			if conn, err = sink.Open(ctx, cfg.ClickHouse); err != nil {
-				return fmt.Errorf("clickhouse: %w", err)
+			for attempt := 1; ; attempt++ {
+				if conn, err = sink.Open(ctx, cfg.ClickHouse); err == nil {
+					break
+				}
+				if attempt == 40 || ctx.Err() != nil {
+					return fmt.Errorf("clickhouse: %w", err)
+				}
+				logger.Warn("clickhouse unreachable at start; retrying", zap.Error(err), zap.Int("attempt", attempt))
+				time.Sleep(3 * time.Second)
 			}
 			defer conn.Close()
 			var sinkWriter *sink.Writer

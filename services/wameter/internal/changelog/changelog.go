@@ -31,10 +31,13 @@ func Restore(ctx context.Context, cfg stream.Config, topic string, partition int
 		if err == nil {
 			break
 		}
-		if ctx.Err() != nil || attempt > 50 {
+		if ctx.Err() != nil {
 			return 0, fmt.Errorf("changelog %s/%d: dial leader: %w", topic, partition, err)
 		}
-		time.Sleep(200 * time.Millisecond)
+		select { // the broker may be restarting: wait for it as long as ctx allows
+		case <-ctx.Done():
+		case <-time.After(min(200*time.Millisecond*time.Duration(attempt+1), 2*time.Second)):
+		}
 	}
 	first, last, err := conn.ReadOffsets()
 	conn.Close()
@@ -67,6 +70,26 @@ func Restore(ctx context.Context, cfg stream.Config, topic string, partition int
 		}
 		if m.Offset >= last-1 {
 			return n, nil
+		}
+	}
+}
+
+// RestoreRetrying is Restore that starts over (calling reset first, so the
+// caller drops what a failed attempt gave it) until it succeeds or ctx ends:
+// a broker outage during a partition assignment delays the partition, it
+// does not stop the process.
+func RestoreRetrying(ctx context.Context, cfg stream.Config, topic string, partition int, reset func(), fn func(key, value []byte) error, onRetry func(error)) (int, error) {
+	for attempt := 0; ; attempt++ {
+		reset()
+		n, err := Restore(ctx, cfg, topic, partition, fn)
+		if err == nil || ctx.Err() != nil {
+			return n, err
+		}
+		onRetry(err)
+		select {
+		case <-ctx.Done():
+			return n, ctx.Err()
+		case <-time.After(min(500*time.Millisecond*time.Duration(attempt+1), 5*time.Second)):
 		}
 	}
 }

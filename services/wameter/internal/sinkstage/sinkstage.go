@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
@@ -33,10 +35,27 @@ func New(writer *sink.Writer, dlq *stream.DeadLetters, logger *zap.Logger) (*Sta
 // Assigned reads back what ClickHouse holds of the partition and starts at
 // the committed offset: rows stored already are skipped by the writer,
 // whatever Kafka's committed offset says.
+// While ClickHouse is unreachable it retries with jittered backoff (the
+// partition waits; the process stays up and reports not ready through the
+// writer's health).
 func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int64) (int64, error) {
-	res, err := s.writer.Resume(ctx, int32(p))
-	if err != nil {
-		return 0, fmt.Errorf("sink partition %d: resume: %w", p, err)
+	var res sink.Resumed
+	for attempt := 0; ; attempt++ {
+		var err error
+		if res, err = s.writer.Resume(ctx, int32(p)); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return 0, fmt.Errorf("sink partition %d: resume: %w", p, err)
+		}
+		wait := min(100*time.Millisecond<<min(attempt, 8), 10*time.Second)
+		wait = wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1))
+		s.logger.Warn("resume from ClickHouse failed; retrying", zap.Int("partition", p), zap.Error(err), zap.Duration("in", wait))
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(wait):
+		}
 	}
 	s.logger.Info("partition assigned", zap.Int("partition", p), zap.Int64("committed", committed),
 		zap.Any("stored_max_offset", res.MaxOffset), zap.Int("recent_ids", res.RecentIDs))

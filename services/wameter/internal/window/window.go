@@ -178,7 +178,9 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 		lastInput: s.now()}
 	var meta *checkpoint
 	started := time.Now()
-	n, err := changelog.Restore(ctx, s.kafka, s.cfg.StateTopic, p, func(key, value []byte) error {
+	reset := func() { meta = nil; clear(pt.states) }
+	retry := func(err error) { pt.logger.Warn("restore from the changelog failed; retrying", zap.Error(err)) }
+	n, err := changelog.RestoreRetrying(ctx, s.kafka, s.cfg.StateTopic, p, reset, func(key, value []byte) error {
 		switch {
 		case len(key) == 1 && key[0] == 'm':
 			var c checkpoint
@@ -199,7 +201,7 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 			pt.states[k] = st
 		}
 		return nil
-	})
+	}, retry)
 	if err != nil {
 		return 0, fmt.Errorf("window partition %d: restore: %w", p, err)
 	}
