@@ -78,8 +78,9 @@ type ConsumerConfig struct {
 	MinBytes int           `yaml:"min_bytes"`
 	MaxBytes int           `yaml:"max_bytes"`
 	MaxWait  time.Duration `yaml:"max_wait"`
-	// QueueCapacity is how many fetched records each partition buffers
-	// ahead of the handler. Default BatchSize.
+	// QueueCapacity is how many fetched records each partition's reader
+	// buffers ahead of the handler (the hand-off to the partition's
+	// goroutine holds up to BatchSize more). Default BatchSize.
 	QueueCapacity int `yaml:"queue_capacity"`
 
 	// BatchSize and BatchWait bound a Handle batch: it is handed over when

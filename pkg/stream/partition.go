@@ -136,6 +136,18 @@ func (w *partitionWorker) loop(stopCtx, handlerCtx context.Context, records <-ch
 				batchDue.Reset(w.cfg.BatchWait)
 			}
 			batch = append(batch, m)
+			// Take what the pump has queued without a select (and a timer
+			// reset) per record: a one-case non-blocking receive is a
+			// plain channel receive.
+		drain:
+			for len(batch) < w.cfg.BatchSize {
+				select {
+				case m := <-records:
+					batch = append(batch, m)
+				default:
+					break drain
+				}
+			}
 			idle.Reset(w.cfg.IdleInterval)
 			if len(batch) >= w.cfg.BatchSize {
 				if err := flush(); err != nil {
@@ -167,8 +179,9 @@ func (w *partitionWorker) loop(stopCtx, handlerCtx context.Context, records <-ch
 // partition (no GroupID, so SetOffset is allowed). The Reader finds the
 // leader, reconnects with backoff after broker restarts and leader moves,
 // skips to the log start when the offset fell off retention, and prefetches
-// QueueCapacity records; a pump goroutine moves them to an unbuffered
-// channel so the worker can select on records, timers and stop together.
+// QueueCapacity records; a pump goroutine moves them to a channel holding
+// up to BatchSize records, so the worker can select on records, timers and
+// stop together and then take what is queued in one go.
 func (c *Consumer) openReader(topic string, partition int, start int64, logger *zap.Logger) (<-chan kafka.Message, <-chan error, func()) {
 	// Once we close the reader, the dial or fetch it had in flight fails
 	// with "operation was canceled": expected, so not a warning.
@@ -199,7 +212,7 @@ func (c *Consumer) openReader(topic string, partition int, start int64, logger *
 		Logger:          debug,
 		ErrorLogger:     errorLogger,
 	})
-	records := make(chan kafka.Message)
+	records := make(chan kafka.Message, c.cfg.BatchSize)
 	fatal := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	pumped := make(chan struct{})
@@ -225,6 +238,11 @@ func (c *Consumer) openReader(topic string, partition int, start int64, logger *
 					// The reader retries by itself, with backoff.
 					logger.Warn("fetch", zap.Error(err))
 					continue
+				}
+				select {
+				case records <- m: // room in the buffer: no select needed
+					continue
+				default:
 				}
 				select {
 				case records <- m:
