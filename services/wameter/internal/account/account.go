@@ -28,6 +28,7 @@ import (
 	"github.com/wameter/wameter/pkg/sink"
 	"github.com/wameter/wameter/pkg/stream"
 	"github.com/wameter/wameter/services/wameter/internal/changelog"
+	"github.com/wameter/wameter/services/wameter/internal/slab"
 	"github.com/wameter/wameter/services/wameter/internal/wire"
 )
 
@@ -125,6 +126,10 @@ type part struct {
 	noRateSeen  uint64
 	rows        []kafka.Message
 	letters     []stream.Letter
+	bytes       slab.Slab // keys and values of the charge rows
+	// charged counts priced units by pricing type until the end of the
+	// batch: a labelled counter's lookup per unit costs more than pricing.
+	charged [256]int
 }
 
 func (s *Stage) part(p int) *part {
@@ -227,6 +232,12 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 		}
 		pt.released = low
 	}
+	for t := range pt.charged {
+		if n := pt.charged[t]; n > 0 {
+			s.m.charges.WithLabelValues(billing.PricingType(t).String()).Add(float64(n))
+			pt.charged[t] = 0
+		}
+	}
 	return s.flush(ctx, pt)
 }
 
@@ -234,9 +245,10 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 func (s *Stage) price(pt *part, u *billing.Unit) {
 	pt.ledger.Price(u)
 	id := u.ID()
-	pt.rows = append(pt.rows, kafka.Message{Topic: s.cfg.RowsTopic, Key: id[:],
-		Value: sink.AppendChargeRow(nil, u, s.book.Get(u.WABA).Portfolio)})
-	s.m.charges.WithLabelValues(u.PricingType.String()).Inc()
+	key := pt.bytes.End(append(pt.bytes.Begin(len(id)), id[:]...))
+	value := pt.bytes.End(sink.AppendChargeRow(pt.bytes.Begin(256), u, s.book.Get(u.WABA).Portfolio))
+	pt.rows = append(pt.rows, kafka.Message{Topic: s.cfg.RowsTopic, Key: key, Value: value})
+	pt.charged[u.PricingType]++
 	if d := pt.ledger.Stats.NoRate - pt.noRateSeen; d > 0 {
 		s.m.noRate.Add(float64(d))
 		pt.noRateSeen = pt.ledger.Stats.NoRate

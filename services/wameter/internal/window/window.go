@@ -29,6 +29,7 @@ import (
 	"github.com/wameter/wameter/pkg/stream"
 	"github.com/wameter/wameter/pkg/webhook"
 	"github.com/wameter/wameter/services/wameter/internal/changelog"
+	"github.com/wameter/wameter/services/wameter/internal/slab"
 	"github.com/wameter/wameter/services/wameter/internal/wire"
 )
 
@@ -153,6 +154,7 @@ type part struct {
 	unknownSeen uint64
 
 	out     billing.Output
+	bytes   slab.Slab // keys and values of units, rows and checkpoints
 	units   []kafka.Message
 	rows    []kafka.Message
 	letters []stream.Letter
@@ -229,6 +231,9 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 // and checkpoints.
 func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.Message) (int64, error) {
 	pt := s.part(p)
+	// Outcomes are counted once per batch: a labelled counter's lookup
+	// costs about as much as buffering an event.
+	var applied, replayed int
 	for i := range batch {
 		m := &batch[i]
 		pt.next = m.Offset + 1
@@ -244,7 +249,7 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 			if !pt.buf.Late(ev.Time) {
 				pt.buf.Add(&ev, m.Offset)
 			}
-			s.m.events.WithLabelValues("replayed").Inc()
+			replayed++
 			continue
 		}
 		if !pt.buf.Add(&ev, m.Offset) {
@@ -254,7 +259,13 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 					time.Unix(ev.Time, 0).UTC().Format(time.RFC3339), time.Unix(pt.buf.Released(), 0).UTC().Format(time.RFC3339), s.cfg.Lateness)})
 			continue
 		}
-		s.m.events.WithLabelValues("applied").Inc()
+		applied++
+	}
+	if applied > 0 {
+		s.m.events.WithLabelValues("applied").Add(float64(applied))
+	}
+	if replayed > 0 {
+		s.m.events.WithLabelValues("replayed").Add(float64(replayed))
 	}
 	pt.lastInput = s.now()
 	pt.idle = false
@@ -317,15 +328,16 @@ func (s *Stage) release(pt *part, upTo int64) {
 		for i := range pt.out.Conversations {
 			c := &pt.out.Conversations[i]
 			id := c.ID()
-			pt.rows = append(pt.rows, kafka.Message{Topic: s.cfg.RowsTopic, Key: id[:],
-				Value: sink.AppendConversationRow(nil, c, s.book.Get(c.WABA).Portfolio)})
+			key := pt.bytes.End(append(pt.bytes.Begin(len(id)), id[:]...))
+			value := pt.bytes.End(sink.AppendConversationRow(pt.bytes.Begin(rowSizeHint), c, s.book.Get(c.WABA).Portfolio))
+			pt.rows = append(pt.rows, kafka.Message{Topic: s.cfg.RowsTopic, Key: key, Value: value})
 		}
 		for i := range pt.out.Units {
 			u := &pt.out.Units[i]
 			pt.seq++
-			pt.units = append(pt.units, kafka.Message{Topic: s.cfg.UnitsTopic,
-				Key:   strconv.AppendUint(nil, s.book.Get(u.WABA).Portfolio, 10),
-				Value: wire.AppendUnit(nil, int32(pt.id), pt.seq, u)})
+			key := pt.bytes.End(strconv.AppendUint(pt.bytes.Begin(20), s.book.Get(u.WABA).Portfolio, 10))
+			value := pt.bytes.End(wire.AppendUnit(pt.bytes.Begin(rowSizeHint), int32(pt.id), pt.seq, u))
+			pt.units = append(pt.units, kafka.Message{Topic: s.cfg.UnitsTopic, Key: key, Value: value})
 		}
 	})
 	if d := pt.eng.Stats.UnknownKind - pt.unknownSeen; d > 0 {
@@ -344,6 +356,10 @@ func (s *Stage) release(pt *part, upTo int64) {
 		pt.lastSweep = released
 	}
 }
+
+// rowSizeHint is room for a typical encoded row or unit; a longer one is
+// still encoded whole (slab.Slab.End).
+const rowSizeHint = 256
 
 // apply runs the engine on one event, turning a panic into an error.
 func apply(eng *billing.Engine, st *billing.State, ev *billing.Event, out *billing.Output) (err error) {
@@ -404,13 +420,13 @@ func (s *Stage) flush(ctx context.Context, pt *part) (int64, error) {
 func (s *Stage) checkpoint(ctx context.Context, pt *part) error {
 	msgs := make([]kafka.Message, 0, len(pt.dirty)+1)
 	for k := range pt.dirty {
-		key := make([]byte, 17)
-		key[0] = 's'
-		binary.BigEndian.PutUint64(key[1:9], k.PhoneNumberID)
-		binary.BigEndian.PutUint64(key[9:17], k.Customer)
+		key := append(pt.bytes.Begin(17), 's')
+		key = binary.BigEndian.AppendUint64(key, k.PhoneNumberID)
+		key = pt.bytes.End(binary.BigEndian.AppendUint64(key, k.Customer))
 		var value []byte
 		if st := pt.states[k]; st != nil {
-			value, _ = st.AppendBinary(nil)
+			value, _ = st.AppendBinary(pt.bytes.Begin(rowSizeHint))
+			value = pt.bytes.End(value)
 		}
 		msgs = append(msgs, stream.WithPartition(kafka.Message{Topic: s.cfg.StateTopic, Key: key, Value: value}, pt.id))
 	}
