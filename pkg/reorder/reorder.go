@@ -37,11 +37,18 @@ func Before(a, b *billing.Event) bool {
 }
 
 // Buffer is a min-heap of events by release order. Not safe for concurrent use.
+//
+// The events sit still in fixed-size chunks; the heap orders small entries
+// (time, offset, slot) that point at them, so sifting moves 24 bytes instead
+// of a whole event and a large buffer never copies its events to grow.
 type Buffer struct {
 	lateness int64
 	maxSeen  int64
 	released int64 // events with Time <= released have been released
-	items    []Item
+	heap     []entry
+	chunks   [][]Item // each chunkLen long; slot s is chunks[s/chunkLen][s%chunkLen]
+	slots    int32    // slots handed out so far
+	free     []int32  // slots released for reuse
 
 	// offsets and gone track, in add order, the input offsets of buffered
 	// events and whether each was released, so MinOffset needs no scan
@@ -52,13 +59,44 @@ type Buffer struct {
 	unordered bool
 }
 
+// entry is a heap element: the event's time and offset, so that most
+// comparisons and MinOffset do not touch the event itself.
+type entry struct {
+	time   int64
+	offset int64
+	slot   int32
+}
+
+const chunkLen = 1024
+
+func (b *Buffer) item(slot int32) *Item {
+	return &b.chunks[slot/chunkLen][slot%chunkLen]
+}
+
+// store puts it in a free slot and returns the slot.
+func (b *Buffer) store(it Item) int32 {
+	var slot int32
+	if n := len(b.free); n > 0 {
+		slot = b.free[n-1]
+		b.free = b.free[:n-1]
+	} else {
+		slot = b.slots
+		b.slots++
+		if int(slot/chunkLen) == len(b.chunks) {
+			b.chunks = append(b.chunks, make([]Item, chunkLen))
+		}
+	}
+	*b.item(slot) = it
+	return slot
+}
+
 // New returns an empty buffer allowing lateness seconds of disorder.
 func New(lateness int64) *Buffer {
 	return &Buffer{lateness: lateness, maxSeen: math.MinInt64, released: math.MinInt64}
 }
 
 // Len returns how many events are buffered.
-func (b *Buffer) Len() int { return len(b.items) }
+func (b *Buffer) Len() int { return len(b.heap) }
 
 // Released returns the watermark up to which events were released (inclusive).
 func (b *Buffer) Released() int64 { return b.released }
@@ -82,8 +120,9 @@ func (b *Buffer) Add(ev *billing.Event, offset int64) bool {
 	if ev.Time > b.maxSeen {
 		b.maxSeen = ev.Time
 	}
-	b.items = append(b.items, Item{Event: *ev, Offset: offset})
-	b.up(len(b.items) - 1)
+	slot := b.store(Item{Event: *ev, Offset: offset})
+	b.heap = append(b.heap, entry{time: ev.Time, offset: offset, slot: slot})
+	b.up(len(b.heap) - 1)
 	if n := len(b.offsets); n > b.head && offset < b.offsets[n-1] {
 		b.unordered = true
 	}
@@ -136,17 +175,28 @@ func (b *Buffer) Release(upTo int64, fn func(it *Item)) {
 		return
 	}
 	var top Item
-	for len(b.items) > 0 && b.items[0].Event.Time <= upTo {
-		top = b.items[0]
-		last := len(b.items) - 1
-		b.items[0] = b.items[last]
-		b.items[last] = Item{}
-		b.items = b.items[:last]
+	for len(b.heap) > 0 && b.heap[0].time <= upTo {
+		slot := b.heap[0].slot
+		last := len(b.heap) - 1
+		b.heap[0] = b.heap[last]
+		b.heap = b.heap[:last]
 		if last > 0 {
 			b.down(0)
 		}
+		it := b.item(slot)
+		top = *it
+		*it = Item{} // drop its strings
+		b.free = append(b.free, slot)
 		b.forget(top.Offset)
 		fn(&top)
+	}
+	if len(b.heap) == 0 {
+		// Empty: give the chunks of a large backlog back, keep one.
+		for i := 1; i < len(b.chunks); i++ {
+			b.chunks[i] = nil
+		}
+		b.chunks = b.chunks[:min(len(b.chunks), 1)]
+		b.slots, b.free = 0, b.free[:0]
 	}
 	b.released = upTo
 }
@@ -155,22 +205,28 @@ func (b *Buffer) Release(upTo int64, fn func(it *Item)) {
 // It is O(1) amortized when events were added in non-decreasing offset
 // order (as a partition's records are), a scan otherwise.
 func (b *Buffer) MinOffset() int64 {
-	if len(b.items) == 0 {
+	if len(b.heap) == 0 {
 		return -1
 	}
 	if !b.unordered {
 		return b.offsets[b.head]
 	}
 	min := int64(-1)
-	for i := range b.items {
-		if o := b.items[i].Offset; min < 0 || o < min {
+	for i := range b.heap {
+		if o := b.heap[i].offset; min < 0 || o < min {
 			min = o
 		}
 	}
 	return min
 }
 
-func (b *Buffer) less(i, j int) bool { return Before(&b.items[i].Event, &b.items[j].Event) }
+func (b *Buffer) less(i, j int) bool {
+	x, y := &b.heap[i], &b.heap[j]
+	if x.time != y.time {
+		return x.time < y.time
+	}
+	return Before(&b.item(x.slot).Event, &b.item(y.slot).Event)
+}
 
 func (b *Buffer) up(j int) {
 	for {
@@ -178,13 +234,13 @@ func (b *Buffer) up(j int) {
 		if i == j || !b.less(j, i) {
 			break
 		}
-		b.items[i], b.items[j] = b.items[j], b.items[i]
+		b.heap[i], b.heap[j] = b.heap[j], b.heap[i]
 		j = i
 	}
 }
 
 func (b *Buffer) down(i int) {
-	n := len(b.items)
+	n := len(b.heap)
 	for {
 		l := 2*i + 1
 		if l >= n || l < 0 {
@@ -197,7 +253,7 @@ func (b *Buffer) down(i int) {
 		if !b.less(j, i) {
 			break
 		}
-		b.items[i], b.items[j] = b.items[j], b.items[i]
+		b.heap[i], b.heap[j] = b.heap[j], b.heap[i]
 		i = j
 	}
 }

@@ -175,8 +175,8 @@ func TestMinOffsetFollowsReleases(t *testing.T) {
 	b := New(100)
 	scan := func() int64 {
 		m := int64(-1)
-		for i := range b.items {
-			if o := b.items[i].Offset; m < 0 || o < m {
+		for i := range b.heap {
+			if o := b.item(b.heap[i].slot).Offset; m < 0 || o < m {
 				m = o
 			}
 		}
