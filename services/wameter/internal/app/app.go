@@ -154,6 +154,10 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 		case "window":
 			in = []string{cfg.Topics.Events}
 			cc.BatchSize = 5000
+			// The idle flush happens at the first Tick at least IdleFlush
+			// after the last batch: tick finely so that it is not up to a
+			// second late. An idle or busy partition's Tick returns at once.
+			cc.IdleInterval = min(cfg.IdleFlush/20, 250*time.Millisecond)
 			h, err = window.New(window.Config{EventsTopic: cfg.Topics.Events, UnitsTopic: cfg.Topics.Units,
 				RowsTopic: cfg.Topics.Rows, StateTopic: cfg.Topics.WindowState, UnitsPartitions: topics[cfg.Topics.Units],
 				Lateness: cfg.Lateness, IdleFlush: cfg.IdleFlush, MessageMemory: cfg.MessageMemory},
