@@ -46,7 +46,7 @@ func produceCommand(ctx context.Context, args []string, stdout, stderr io.Writer
 	}); err != nil {
 		return err
 	}
-	p, err := stream.NewProducer(cfg.Kafka, stream.ProducerConfig{}, zap.NewNop(), prometheus.NewRegistry())
+	p, err := stream.NewProducer(cfg.Kafka, cfg.Producer, zap.NewNop(), prometheus.NewRegistry())
 	if err != nil {
 		return err
 	}

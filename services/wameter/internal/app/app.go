@@ -113,7 +113,7 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 	if err != nil {
 		return fmt.Errorf("ensure topics: %w", err)
 	}
-	producer, err := stream.NewProducer(cfg.Kafka, stream.ProducerConfig{}, logger, reg)
+	producer, err := stream.NewProducer(cfg.Kafka, cfg.Producer, logger, reg)
 	if err != nil {
 		return err
 	}

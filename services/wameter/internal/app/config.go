@@ -18,7 +18,9 @@ import (
 // Config is the process configuration; every field has an environment
 // variable (the README's contract) and a default.
 type Config struct {
-	Kafka      stream.Config
+	Kafka stream.Config
+	// Producer tunes every role's producer (KAFKA_PRODUCER_* variables).
+	Producer   stream.ProducerConfig
 	ClickHouse sink.Config
 
 	// AccountsFile is the accounts YAML (spec 1.2); empty: every WABA gets the defaults.

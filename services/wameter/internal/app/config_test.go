@@ -1,0 +1,37 @@
+package app
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// The contract's variables reach the configuration, defaults included, and
+// every problem is reported at once.
+func TestLoadConfigFromEnvironment(t *testing.T) {
+	cfg, err := LoadConfig(map[string]string{
+		"KAFKA_BROKERS": "k1:9092,k2:9092", "CLICKHOUSE_DATABASE": "billing",
+		"WAMETER_LATENESS": "15m", "KAFKA_PRODUCER_COMPRESSION": "snappy", "WAMETER_DLQ_TOPIC": "dead",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.Kafka.Brokers, ",") != "k1:9092,k2:9092" || cfg.ClickHouse.Database != "billing" ||
+		cfg.ClickHouse.Addr != "127.0.0.1:9000" || cfg.Lateness != 15*time.Minute || cfg.IdleFlush != 30*time.Second ||
+		cfg.Producer.Compression != "snappy" || cfg.Topics.DLQ != "dead" || cfg.Topics.Webhooks != "whatsapp.webhooks" {
+		t.Errorf("config from the environment: %+v", cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("valid configuration rejected: %v", err)
+	}
+	bad, err := LoadConfig(map[string]string{"WAMETER_IDLE_FLUSH": "0s", "WAMETER_MESSAGE_MEMORY": "1h", "WAMETER_PARTITIONS": "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bad.Validate()
+	for _, want := range []string{"WAMETER_IDLE_FLUSH", "WAMETER_MESSAGE_MEMORY", "WAMETER_PARTITIONS"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v: want a problem naming %s", err, want)
+		}
+	}
+}
