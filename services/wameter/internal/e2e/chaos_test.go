@@ -1,3 +1,5 @@
+//go:build chaos
+
 package e2e
 
 import (
@@ -27,8 +29,12 @@ var (
 // processes, the broker and ClickHouse at seeded random moments. Then every
 // table must equal the reference derivation: the same charges (ids, pricing
 // types, amounts), conversations, and rollups, with plain count()/sum().
-// `make chaos` runs it with -chaos.long for several seeds; make test runs
-// the short variant.
+// `make chaos` runs it (build tag chaos) with -chaos.long for several
+// seeds; without -chaos.long it is a short run. It is not part of make test:
+// with the embedded broker a killed group member sometimes keeps its
+// partitions past the session timeout (see the README's known limits), which
+// would make make test flaky; TestPipelineSurvivesKills is make test's
+// shorter variant.
 func TestChaos(t *testing.T) {
 	timeout := 8 * time.Minute
 	sets, faults, maxOutage := 8, 5, 4*time.Second
