@@ -15,20 +15,18 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/wameter/wameter/pkg/accounts"
 	"github.com/wameter/wameter/pkg/billing"
-	"github.com/wameter/wameter/pkg/pricing"
 	"github.com/wameter/wameter/pkg/sink"
 	"github.com/wameter/wameter/pkg/stream"
 	"github.com/wameter/wameter/services/wameter/internal/changelog"
 	"github.com/wameter/wameter/services/wameter/internal/slab"
+	"github.com/wameter/wameter/services/wameter/internal/stage"
 	"github.com/wameter/wameter/services/wameter/internal/wire"
 )
 
@@ -56,17 +54,11 @@ func (c *Config) Validate() error {
 
 // Stage implements stream.Handler for the units topic.
 type Stage struct {
-	cfg      Config
-	catalog  *pricing.Catalog
-	book     *accounts.Book
-	kafka    stream.Config
-	producer *stream.Producer
-	dlq      *stream.DeadLetters
-	logger   *zap.Logger
-	m        *metrics
-
-	mu    sync.Mutex
-	parts map[int]*part
+	stage.Deps
+	cfg    Config
+	logger *zap.Logger
+	m      *metrics
+	parts  stage.Parts[*part]
 }
 
 type metrics struct {
@@ -94,16 +86,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // New returns the stage.
-func New(cfg Config, kcfg stream.Config, catalog *pricing.Catalog, book *accounts.Book,
-	producer *stream.Producer, dlq *stream.DeadLetters, logger *zap.Logger, reg prometheus.Registerer) (*Stage, error) {
+func New(cfg Config, deps stage.Deps) (*Stage, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if catalog == nil || book == nil || producer == nil || dlq == nil || logger == nil || reg == nil {
-		return nil, errors.New("account: nil dependency")
+	if err := deps.Check("account"); err != nil {
+		return nil, err
 	}
-	return &Stage{cfg: cfg, catalog: catalog, book: book, kafka: kcfg, producer: producer, dlq: dlq,
-		logger: logger.Named("account"), m: newMetrics(reg), parts: make(map[int]*part)}, nil
+	return &Stage{Deps: deps, cfg: cfg, logger: deps.Logger.Named("account"), m: newMetrics(deps.Registry)}, nil
 }
 
 type pending struct {
@@ -132,15 +122,11 @@ type part struct {
 	charged [256]int
 }
 
-func (s *Stage) part(p int) *part {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.parts[p]
-}
+func (s *Stage) part(p int) *part { return s.parts.Get(p) }
 
 // Assigned restores the partition's ledger and merge positions.
 func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int64) (int64, error) {
-	led, err := billing.NewLedger(s.catalog, s.book)
+	led, err := billing.NewLedger(s.Catalog, s.Accounts)
 	if err != nil {
 		return 0, err
 	}
@@ -150,7 +136,7 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 		pt.wm[i] = math.MinInt64
 	}
 	var meta []byte
-	if _, err := changelog.RestoreRetrying(ctx, s.kafka, s.cfg.StateTopic, p, func() { meta = nil }, func(key, value []byte) error {
+	if _, err := changelog.RestoreRetrying(ctx, s.Kafka, s.cfg.StateTopic, p, func() { meta = nil }, func(key, value []byte) error {
 		if len(key) == 1 && key[0] == 'm' {
 			meta = value
 		}
@@ -167,9 +153,7 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 		start = replayFrom
 	}
 	pt.logger.Info("partition assigned", zap.Int64("start", start), zap.Int64("replay_until", pt.replayUntil))
-	s.mu.Lock()
-	s.parts[p] = pt
-	s.mu.Unlock()
+	s.parts.Put(p, pt)
 	return start, nil
 }
 
@@ -246,7 +230,7 @@ func (s *Stage) price(pt *part, u *billing.Unit) {
 	pt.ledger.Price(u)
 	id := u.ID()
 	key := pt.bytes.End(append(pt.bytes.Begin(len(id)), id[:]...))
-	value := pt.bytes.End(sink.AppendChargeRow(pt.bytes.Begin(256), u, s.book.Get(u.WABA).Portfolio))
+	value := pt.bytes.End(sink.AppendChargeRow(pt.bytes.Begin(256), u, s.Accounts.Get(u.WABA).Portfolio))
 	pt.rows = append(pt.rows, kafka.Message{Topic: s.cfg.RowsTopic, Key: key, Value: value})
 	pt.charged[u.PricingType]++
 	if d := pt.ledger.Stats.NoRate - pt.noRateSeen; d > 0 {
@@ -262,22 +246,20 @@ func (s *Stage) Tick(ctx context.Context, topic string, p int) (int64, error) { 
 func (s *Stage) Revoked(ctx context.Context, topic string, p int) (int64, error) {
 	pt := s.part(p)
 	commit, err := s.flush(ctx, pt)
-	s.mu.Lock()
-	delete(s.parts, p)
-	s.mu.Unlock()
+	s.parts.Delete(p)
 	s.m.buffered.DeleteLabelValues(pt.label)
 	return commit, err
 }
 
 func (s *Stage) flush(ctx context.Context, pt *part) (int64, error) {
 	if len(pt.letters) > 0 {
-		if err := s.dlq.Send(ctx, pt.letters...); err != nil {
+		if err := s.DLQ.Send(ctx, pt.letters...); err != nil {
 			return -1, fmt.Errorf("account partition %d: dead letters: %w", pt.id, err)
 		}
 		pt.letters = pt.letters[:0]
 	}
 	if len(pt.rows) > 0 {
-		if err := s.producer.WriteMessages(ctx, pt.rows...); err != nil {
+		if err := s.Producer.WriteMessages(ctx, pt.rows...); err != nil {
 			return -1, fmt.Errorf("account partition %d: write charges: %w", pt.id, err)
 		}
 		pt.rows = pt.rows[:0]
@@ -291,7 +273,7 @@ func (s *Stage) flush(ctx context.Context, pt *part) (int64, error) {
 		return -1, err
 	}
 	msg := stream.WithPartition(kafka.Message{Topic: s.cfg.StateTopic, Key: []byte{'m'}, Value: meta}, pt.id)
-	if err := s.producer.WriteMessages(ctx, msg); err != nil {
+	if err := s.Producer.WriteMessages(ctx, msg); err != nil {
 		return -1, fmt.Errorf("account partition %d: checkpoint: %w", pt.id, err)
 	}
 	s.m.buffered.WithLabelValues(pt.label).Set(float64(len(pt.heap)))

@@ -24,6 +24,7 @@ import (
 	"github.com/wameter/wameter/services/wameter/internal/account"
 	"github.com/wameter/wameter/services/wameter/internal/normalize"
 	"github.com/wameter/wameter/services/wameter/internal/sinkstage"
+	"github.com/wameter/wameter/services/wameter/internal/stage"
 	"github.com/wameter/wameter/services/wameter/internal/window"
 )
 
@@ -161,13 +162,13 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 			h, err = window.New(window.Config{EventsTopic: cfg.Topics.Events, UnitsTopic: cfg.Topics.Units,
 				RowsTopic: cfg.Topics.Rows, StateTopic: cfg.Topics.WindowState, UnitsPartitions: topics[cfg.Topics.Units],
 				Lateness: cfg.Lateness, IdleFlush: cfg.IdleFlush, MessageMemory: cfg.MessageMemory},
-				cfg.Kafka, cat, book, producer, dlq, logger, reg)
+				stage.Deps{Kafka: cfg.Kafka, Catalog: cat, Accounts: book, Producer: producer, DLQ: dlq, Logger: logger, Registry: reg})
 		case "account":
 			in = []string{cfg.Topics.Units}
 			cc.BatchSize = 5000
 			h, err = account.New(account.Config{UnitsTopic: cfg.Topics.Units, RowsTopic: cfg.Topics.Rows,
 				StateTopic: cfg.Topics.AccountState, Sources: topics[cfg.Topics.Events]},
-				cfg.Kafka, cat, book, producer, dlq, logger, reg)
+				stage.Deps{Kafka: cfg.Kafka, Catalog: cat, Accounts: book, Producer: producer, DLQ: dlq, Logger: logger, Registry: reg})
 		case "sink":
 			in = []string{cfg.Topics.Rows}
 			cc.BatchSize = 10000

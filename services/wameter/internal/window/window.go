@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,15 +20,14 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/wameter/wameter/pkg/accounts"
 	"github.com/wameter/wameter/pkg/billing"
-	"github.com/wameter/wameter/pkg/pricing"
 	"github.com/wameter/wameter/pkg/reorder"
 	"github.com/wameter/wameter/pkg/sink"
 	"github.com/wameter/wameter/pkg/stream"
 	"github.com/wameter/wameter/pkg/webhook"
 	"github.com/wameter/wameter/services/wameter/internal/changelog"
 	"github.com/wameter/wameter/services/wameter/internal/slab"
+	"github.com/wameter/wameter/services/wameter/internal/stage"
 	"github.com/wameter/wameter/services/wameter/internal/wire"
 )
 
@@ -74,18 +72,12 @@ func (c *Config) Validate() error {
 
 // Stage implements stream.Handler for the events topic.
 type Stage struct {
-	cfg      Config
-	catalog  *pricing.Catalog
-	book     *accounts.Book
-	kafka    stream.Config
-	producer *stream.Producer
-	dlq      *stream.DeadLetters
-	logger   *zap.Logger
-	m        *metrics
-	now      func() time.Time
-
-	mu    sync.Mutex
-	parts map[int]*part
+	stage.Deps
+	cfg    Config
+	logger *zap.Logger
+	m      *metrics
+	now    func() time.Time
+	parts  stage.Parts[*part]
 }
 
 type metrics struct {
@@ -119,16 +111,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // New returns the stage. producer writes units, rows and the changelog.
-func New(cfg Config, kcfg stream.Config, catalog *pricing.Catalog, book *accounts.Book,
-	producer *stream.Producer, dlq *stream.DeadLetters, logger *zap.Logger, reg prometheus.Registerer) (*Stage, error) {
+func New(cfg Config, deps stage.Deps) (*Stage, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if catalog == nil || book == nil || producer == nil || dlq == nil || logger == nil || reg == nil {
-		return nil, errors.New("window: nil dependency")
+	if err := deps.Check("window"); err != nil {
+		return nil, err
 	}
-	return &Stage{cfg: cfg, catalog: catalog, book: book, kafka: kcfg, producer: producer, dlq: dlq,
-		logger: logger.Named("window"), m: newMetrics(reg), now: time.Now, parts: make(map[int]*part)}, nil
+	return &Stage{Deps: deps, cfg: cfg, logger: deps.Logger.Named("window"), m: newMetrics(deps.Registry), now: time.Now}, nil
 }
 
 // part is one assigned partition's state; only its partition goroutine
@@ -160,16 +150,12 @@ type part struct {
 	letters []stream.Letter
 }
 
-func (s *Stage) part(p int) *part {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.parts[p]
-}
+func (s *Stage) part(p int) *part { return s.parts.Get(p) }
 
 // Assigned restores the partition's state from the changelog and returns
 // the offset to replay from.
 func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int64) (int64, error) {
-	eng, err := billing.New(billing.Config{Catalog: s.catalog, Accounts: s.book,
+	eng, err := billing.New(billing.Config{Catalog: s.Catalog, Accounts: s.Accounts,
 		MessageMemory: int64(s.cfg.MessageMemory / time.Second)})
 	if err != nil {
 		return 0, err
@@ -182,7 +168,7 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 	started := time.Now()
 	reset := func() { meta = nil; clear(pt.states) }
 	retry := func(err error) { pt.logger.Warn("restore from the changelog failed; retrying", zap.Error(err)) }
-	n, err := changelog.RestoreRetrying(ctx, s.kafka, s.cfg.StateTopic, p, reset, func(key, value []byte) error {
+	n, err := changelog.RestoreRetrying(ctx, s.Kafka, s.cfg.StateTopic, p, reset, func(key, value []byte) error {
 		switch {
 		case len(key) == 1 && key[0] == 'm':
 			var c checkpoint
@@ -221,9 +207,7 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 	s.m.keys.WithLabelValues(pt.label).Set(float64(len(pt.states)))
 	pt.logger.Info("partition assigned", zap.Int("changelog_records", n), zap.Int("keys", len(pt.states)),
 		zap.Int64("start", start), zap.Int64("replay_until", pt.replayUntil), zap.Duration("restore", time.Since(started)))
-	s.mu.Lock()
-	s.parts[p] = pt
-	s.mu.Unlock()
+	s.parts.Put(p, pt)
 	return start, nil
 }
 
@@ -291,9 +275,7 @@ func (s *Stage) Tick(ctx context.Context, topic string, p int) (int64, error) {
 func (s *Stage) Revoked(ctx context.Context, topic string, p int) (int64, error) {
 	pt := s.part(p)
 	commit, err := s.flush(ctx, pt)
-	s.mu.Lock()
-	delete(s.parts, p)
-	s.mu.Unlock()
+	s.parts.Delete(p)
 	s.m.keys.DeleteLabelValues(pt.label)
 	s.m.buffered.DeleteLabelValues(pt.label)
 	return commit, err
@@ -329,13 +311,13 @@ func (s *Stage) release(pt *part, upTo int64) {
 			c := &pt.out.Conversations[i]
 			id := c.ID()
 			key := pt.bytes.End(append(pt.bytes.Begin(len(id)), id[:]...))
-			value := pt.bytes.End(sink.AppendConversationRow(pt.bytes.Begin(rowSizeHint), c, s.book.Get(c.WABA).Portfolio))
+			value := pt.bytes.End(sink.AppendConversationRow(pt.bytes.Begin(rowSizeHint), c, s.Accounts.Get(c.WABA).Portfolio))
 			pt.rows = append(pt.rows, kafka.Message{Topic: s.cfg.RowsTopic, Key: key, Value: value})
 		}
 		for i := range pt.out.Units {
 			u := &pt.out.Units[i]
 			pt.seq++
-			key := pt.bytes.End(strconv.AppendUint(pt.bytes.Begin(20), s.book.Get(u.WABA).Portfolio, 10))
+			key := pt.bytes.End(strconv.AppendUint(pt.bytes.Begin(20), s.Accounts.Get(u.WABA).Portfolio, 10))
 			value := pt.bytes.End(wire.AppendUnit(pt.bytes.Begin(rowSizeHint), int32(pt.id), pt.seq, u))
 			pt.units = append(pt.units, kafka.Message{Topic: s.cfg.UnitsTopic, Key: key, Value: value})
 		}
@@ -376,14 +358,14 @@ func apply(eng *billing.Engine, st *billing.State, ev *billing.Event, out *billi
 // watermark, checkpoints, and returns the offset to commit.
 func (s *Stage) flush(ctx context.Context, pt *part) (int64, error) {
 	if len(pt.letters) > 0 {
-		if err := s.dlq.Send(ctx, pt.letters...); err != nil {
+		if err := s.DLQ.Send(ctx, pt.letters...); err != nil {
 			return -1, fmt.Errorf("window partition %d: dead letters: %w", pt.id, err)
 		}
 		pt.letters = pt.letters[:0]
 	}
 	// Units and rows first: a watermark must never overtake a unit it covers.
 	if out := append(pt.rows, pt.units...); len(out) > 0 {
-		if err := s.producer.WriteMessages(ctx, out...); err != nil {
+		if err := s.Producer.WriteMessages(ctx, out...); err != nil {
 			return -1, fmt.Errorf("window partition %d: write units: %w", pt.id, err)
 		}
 		s.m.units.Add(float64(len(pt.units)))
@@ -399,7 +381,7 @@ func (s *Stage) flush(ctx context.Context, pt *part) (int64, error) {
 		for q := range msgs {
 			msgs[q] = stream.WithPartition(kafka.Message{Topic: s.cfg.UnitsTopic, Value: wire.AppendWatermark(nil, int32(pt.id), wm)}, q)
 		}
-		if err := s.producer.WriteMessages(ctx, msgs...); err != nil {
+		if err := s.Producer.WriteMessages(ctx, msgs...); err != nil {
 			return -1, fmt.Errorf("window partition %d: write watermark: %w", pt.id, err)
 		}
 		pt.published, pt.publishedOK = wm, true
@@ -437,7 +419,7 @@ func (s *Stage) checkpoint(ctx context.Context, pt *part) error {
 	c := checkpoint{released: pt.buf.Released(), maxSeen: pt.buf.MaxSeen(), seq: pt.seq,
 		next: pt.next, replayFrom: replayFrom, lastSweep: pt.lastSweep}
 	msgs = append(msgs, stream.WithPartition(kafka.Message{Topic: s.cfg.StateTopic, Key: []byte{'m'}, Value: c.marshal()}, pt.id))
-	if err := s.producer.WriteMessages(ctx, msgs...); err != nil {
+	if err := s.Producer.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("window partition %d: checkpoint: %w", pt.id, err)
 	}
 	clear(pt.dirty)
