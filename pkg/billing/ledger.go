@@ -105,7 +105,7 @@ func (l *Ledger) Price(u *Unit) {
 			return
 		}
 	case u.Model == PMP && (u.Category == CatUtility || u.Category == CatAuthentication):
-		if tiers := l.catalog.Tiers(model, day, u.Market, cat, acct.Currency); len(tiers) > 0 {
+		if tiers, since := l.catalog.TiersSince(model, day, u.Market, cat, acct.Currency); len(tiers) > 0 {
 			k := volumeKey{acct.Portfolio, month, u.Category, u.Market}
 			n := l.volume[k] + 1
 			if i, tier, ok := pricing.TierFor(tiers, n); ok {
@@ -113,7 +113,7 @@ func (l *Ledger) Price(u *Unit) {
 				u.PricingType = PTRegular
 				u.AmountMicro = tier.Micros
 				u.Tier = i + 1
-				u.RateCard = model + "/" + acct.Currency + "/tiers/" + day.String() + "#" + strconv.Itoa(i+1)
+				u.RateCard = model + "/" + acct.Currency + "/tiers/" + since.String() + "#" + strconv.Itoa(i+1)
 				return
 			}
 		}

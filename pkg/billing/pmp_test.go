@@ -206,4 +206,12 @@ func TestPMPVolumeTierBoundary(t *testing.T) {
 	if r.Charges[4].Tier != 2 || r.Charges[0].Tier != 1 || r.Charges[5].Tier != 0 {
 		t.Errorf("tiers %d %d %d, want 1 2 0", r.Charges[0].Tier, r.Charges[4].Tier, r.Charges[5].Tier)
 	}
+	// The rate card names the tier set (its valid_from), not the day charged.
+	if got, want := r.Charges[4].RateCard, "PMP/USD/tiers/2025-07-01#2"; got != want {
+		t.Errorf("rate card of the 4th regular = %q, want %q", got, want)
+	}
+	d, _ := pricing.ParseDay("2025-08-04")
+	if want, _ := cat.Rate("PMP", d, "REST_OF_LATIN_AMERICA", "utility", "USD"); r.Charges[5].RateCard != want.Card || want.Card == "" {
+		t.Errorf("rate card of the list-rate charge = %q, want %q", r.Charges[5].RateCard, want.Card)
+	}
 }

@@ -40,6 +40,13 @@ type tierSet struct {
 // is in USD, so only currency "USD" has tiers. The slice is shared: do not
 // modify it.
 func (c *Catalog) Tiers(model string, day Day, market, category, currency string) []Tier {
+	tiers, _ := c.TiersSince(model, day, market, category, currency)
+	return tiers
+}
+
+// TiersSince is Tiers and the valid_from date of the tier set it returns,
+// which names the set's rate card (e.g. PMP/USD/tiers/2025-07-01#2).
+func (c *Catalog) TiersSince(model string, day Day, market, category, currency string) ([]Tier, Day) {
 	sets := c.tiers[tierKey{model: model, market: market, category: category, currency: currency}]
 	// The first set starting after day; the one before it is in force.
 	i, _ := slices.BinarySearchFunc(sets, day, func(s tierSet, d Day) int {
@@ -49,9 +56,9 @@ func (c *Catalog) Tiers(model string, day Day, market, category, currency string
 		return 1
 	})
 	if i == 0 {
-		return nil
+		return nil, 0
 	}
-	return sets[i-1].tiers
+	return sets[i-1].tiers, sets[i-1].from
 }
 
 // TierFor returns the tier that contains the n-th (1-based) message of the
