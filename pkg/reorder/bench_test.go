@@ -1,7 +1,10 @@
 package reorder
 
 import (
+	"errors"
 	"math/rand/v2"
+	"runtime"
+	"strconv"
 	"testing"
 
 	"github.com/wameter/wameter/pkg/billing"
@@ -25,4 +28,70 @@ func BenchmarkBufferAddRelease(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/event")
 	_ = billing.Less
+}
+
+// BenchmarkBufferBound adds 5M events over a day of event time, from a
+// million customers, with 48 h of lateness so that nothing is released
+// before the end (a backfill), then releases them all. It reports events/s
+// and the peak HeapInuse sampled along the way: without a bound the heap
+// grows with the events, with one it stays near MaxBytes.
+func BenchmarkBufferBound(b *testing.B) {
+	const events = 5_000_000
+	for _, o := range []struct {
+		name     string
+		maxBytes int64
+	}{{"memory", 0}, {"spill-64MiB", 64 << 20}} {
+		b.Run(o.name, func(b *testing.B) {
+			var peak uint64
+			var st Stats
+			var ms runtime.MemStats
+			sample := func() {
+				runtime.ReadMemStats(&ms)
+				peak = max(peak, ms.HeapInuse)
+			}
+			rng := rand.New(rand.NewPCG(5, 5))
+			id := []byte("wamid.HBgLMTQxNTU1NTAxMjMVAgASGBQzQTJCM0Q0RTVGNjA3MTgyOTNB")
+			prefix := len(id)
+			n := 0
+			for b.Loop() {
+				buf, err := NewWithOptions(48*3600, Options{SpillDir: b.TempDir(), MaxBytes: o.maxBytes})
+				if err != nil {
+					b.Fatal(err)
+				}
+				runtime.GC()
+				base := int64(1751155200)
+				for i := range events {
+					ev := billing.Event{Kind: billing.Status, Status: billing.StatusDelivered, WABA: 9, PhoneNumberID: 1065000,
+						Customer: 14155550000 + rng.Uint64N(1_000_000), Time: base + int64(i)*86400/events + rng.Int64N(600),
+						MetaCategory: "marketing", MetaPricingModel: "PMP"}
+					// Its own message id string, as a decoded event has.
+					ev.MessageID = string(strconv.AppendUint(id[:prefix], uint64(i), 10))
+					buf.Add(&ev, int64(i))
+					if i%1000 == 999 {
+						buf.Release(buf.Ready(), func(*Item) {})
+					}
+					if i%250_000 == 0 {
+						sample()
+					}
+				}
+				if err := buf.Err(); err != nil {
+					b.Fatal(err)
+				}
+				sample()
+				st = buf.Stats()
+				buf.Release(buf.MaxSeen(), func(*Item) { n++ })
+				sample()
+				if err := errors.Join(buf.Err(), buf.Close()); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if n != events*b.N {
+				b.Fatalf("released %d events of %d", n, events*b.N)
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
+			b.ReportMetric(float64(st.WrittenBytes)/(1<<20), "written-MiB")
+			b.ReportMetric(float64(st.Merges), "merges")
+		})
+	}
 }
