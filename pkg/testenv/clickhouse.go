@@ -160,7 +160,7 @@ func startClickHouse(dir string) (*clickHouseServer, error) {
 		if err != nil {
 			return nil, err
 		}
-		srv, err := startClickHouseOn(bin, args, dir, tcpPort, httpPort, true)
+		srv, err := startClickHouseOn(bin, args, dir, tcpPort, httpPort, true, nil)
 		if err == nil {
 			return srv, nil
 		}
@@ -174,7 +174,7 @@ var errPortTaken = errors.New("port taken")
 
 // startClickHouseOn starts a server on the given ports with its files under
 // dir; fresh empties dir first (a restart keeps it, and so the data).
-func startClickHouseOn(bin string, baseArgs []string, dir string, tcpPort, httpPort int, fresh bool) (*clickHouseServer, error) {
+func startClickHouseOn(bin string, baseArgs []string, dir string, tcpPort, httpPort int, fresh bool, sec *secureClickHouse) (*clickHouseServer, error) {
 	if fresh {
 		if err := os.RemoveAll(dir); err != nil {
 			return nil, fmt.Errorf("clickhouse dir: %w", err)
@@ -185,7 +185,7 @@ func startClickHouseOn(bin string, baseArgs []string, dir string, tcpPort, httpP
 			return nil, fmt.Errorf("clickhouse dir: %w", err)
 		}
 	}
-	configPath, err := writeClickHouseConfig(dir, tcpPort, httpPort)
+	configPath, err := writeClickHouseConfig(dir, tcpPort, httpPort, sec)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +210,7 @@ func startClickHouseOn(bin string, baseArgs []string, dir string, tcpPort, httpP
 	if err != nil {
 		_ = proc.Kill()
 		errLog := readTail(filepath.Join(dir, "log", "server.err.log"), 8<<10)
-		if strings.Contains(errLog, "Address already in use") {
+		if strings.Contains(errLog, "Address already in use") || strings.Contains(errLog, "Net Exception: Address already in use") {
 			return nil, fmt.Errorf("clickhouse on ports %d/%d: %w", tcpPort, httpPort, errPortTaken)
 		}
 		return nil, fmt.Errorf("clickhouse-server (%s): %w\nstdout/stderr:\n%s\nserver.err.log:\n%s",
@@ -273,10 +273,24 @@ var clickHouseConfig = template.Must(template.New("config").Funcs(template.FuncM
     <max_server_memory_usage>8589934592</max_server_memory_usage>
     <max_concurrent_queries>64</max_concurrent_queries>
     <mlock_executable>false</mlock_executable>
+{{- with .Secure}}
+    <tcp_port_secure>{{.Port}}</tcp_port_secure>
+    <openSSL>
+        <server>
+            <certificateFile>{{x .CertFile}}</certificateFile>
+            <privateKeyFile>{{x .KeyFile}}</privateKeyFile>
+            <verificationMode>none</verificationMode>
+            <loadDefaultCAFile>false</loadDefaultCAFile>
+            <cacheSessions>true</cacheSessions>
+            <disableProtocols>sslv2,sslv3</disableProtocols>
+            <preferServerCiphers>true</preferServerCiphers>
+        </server>
+    </openSSL>
+{{- end}}
 </yandex>
 `))
 
-var clickHouseUsers = `<?xml version="1.0"?>
+var clickHouseUsers = template.Must(template.New("users").Funcs(template.FuncMap{"x": xmlEscape}).Parse(`<?xml version="1.0"?>
 <yandex>
     <profiles>
         <default>
@@ -294,27 +308,43 @@ var clickHouseUsers = `<?xml version="1.0"?>
             <profile>default</profile>
             <quota>default</quota>
         </default>
+{{- with .Secure}}
+        <{{.User}}>
+            <password>{{x .Password}}</password>
+            <networks>
+                <ip>127.0.0.1</ip>
+                <ip>::1</ip>
+            </networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </{{.User}}>
+{{- end}}
     </users>
     <quotas>
         <default></default>
     </quotas>
 </yandex>
-`
+`))
 
-func writeClickHouseConfig(dir string, tcpPort, httpPort int) (string, error) {
-	var buf bytes.Buffer
-	err := clickHouseConfig.Execute(&buf, struct {
+func writeClickHouseConfig(dir string, tcpPort, httpPort int, sec *secureClickHouse) (string, error) {
+	data := struct {
 		Dir               string
 		TCPPort, HTTPPort int
-	}{dir, tcpPort, httpPort})
-	if err != nil {
+		Secure            *secureClickHouse
+	}{dir, tcpPort, httpPort, sec}
+	var buf bytes.Buffer
+	if err := clickHouseConfig.Execute(&buf, data); err != nil {
 		return "", fmt.Errorf("clickhouse config: %w", err)
 	}
 	configPath := filepath.Join(dir, "config.xml")
 	if err := os.WriteFile(configPath, buf.Bytes(), 0o644); err != nil {
 		return "", fmt.Errorf("clickhouse config: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "users.xml"), []byte(clickHouseUsers), 0o644); err != nil {
+	buf.Reset()
+	if err := clickHouseUsers.Execute(&buf, data); err != nil {
+		return "", fmt.Errorf("clickhouse users: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users.xml"), buf.Bytes(), 0o600); err != nil {
 		return "", fmt.Errorf("clickhouse users: %w", err)
 	}
 	return configPath, nil

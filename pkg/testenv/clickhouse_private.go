@@ -2,6 +2,8 @@ package testenv
 
 import (
 	"errors"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,7 @@ type ClickHouseProcess struct {
 	args      []string
 	dir       string
 	tcp, http int
+	secure    *secureClickHouse
 
 	mu   sync.Mutex
 	proc *Proc
@@ -27,18 +30,75 @@ type ClickHouseProcess struct {
 // NewClickHouse starts a private server (stopped when the test ends).
 func NewClickHouse(t testing.TB) *ClickHouseProcess {
 	t.Helper()
+	return newClickHouse(t, nil)
+}
+
+// SecureClickHouse is a private server that also serves the native
+// protocol over TLS on SecureAddr, with the certificate of certs, and knows
+// User with Password (besides the password-less default user on Addr).
+type SecureClickHouse struct {
+	*ClickHouseProcess
+	SecureAddr     string
+	User, Password string
+}
+
+// NewSecureClickHouse starts a SecureClickHouse (stopped when the test ends).
+func NewSecureClickHouse(t testing.TB, certs *Certs, user, password string) *SecureClickHouse {
+	t.Helper()
+	sec := &secureClickHouse{CertFile: certs.CertFile, KeyFile: certs.KeyFile, User: user, Password: password}
+	for attempt := 1; ; attempt++ {
+		port, _, err := freePortPair()
+		if err != nil {
+			t.Fatalf("testenv: %v", err)
+		}
+		sec.Port = port
+		c := newClickHouse(t, sec)
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if waitListening(addr, 10*time.Second) == nil {
+			return &SecureClickHouse{ClickHouseProcess: c, SecureAddr: addr, User: user, Password: password}
+		}
+		if attempt == 3 {
+			t.Fatalf("testenv: clickhouse: TLS port %s does not accept connections", addr)
+		}
+		c.Kill()
+	}
+}
+
+// secureClickHouse is the TLS listener and password user of a server.
+type secureClickHouse struct {
+	Port              int
+	CertFile, KeyFile string
+	User, Password    string
+}
+
+func waitListening(addr string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			return conn.Close()
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func newClickHouse(t testing.TB, sec *secureClickHouse) *ClickHouseProcess {
+	t.Helper()
 	requireMain(t)
 	bin, args, err := clickHouseCommand()
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
-	c := &ClickHouseProcess{t: t, bin: bin, args: args, dir: t.TempDir()}
+	c := &ClickHouseProcess{t: t, bin: bin, args: args, dir: t.TempDir(), secure: sec}
 	for attempt := 1; ; attempt++ {
 		tcp, http, err := freePortPair()
 		if err != nil {
 			t.Fatalf("testenv: %v", err)
 		}
-		srv, err := startClickHouseOn(bin, args, c.dir, tcp, http, true)
+		srv, err := startClickHouseOn(bin, args, c.dir, tcp, http, true, c.secure)
 		if err == nil {
 			c.Addr, c.tcp, c.http, c.proc = srv.addr, tcp, http, srv.proc
 			break
@@ -78,7 +138,7 @@ func (c *ClickHouseProcess) Restart() {
 	var err error
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		var srv *clickHouseServer
-		srv, err = startClickHouseOn(c.bin, c.args, c.dir, c.tcp, c.http, false)
+		srv, err = startClickHouseOn(c.bin, c.args, c.dir, c.tcp, c.http, false, c.secure)
 		if err == nil {
 			c.proc = srv.proc
 			return

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
 	"go.uber.org/zap/zapcore"
+
+	"github.com/wameter/wameter/pkg/secret"
 )
 
 // Config is the broker's whole configuration. Flags win over environment
@@ -43,7 +47,21 @@ type Config struct {
 	// LogLevel is debug, info, warn or error. kfake's request-level chatter
 	// only shows at debug.
 	LogLevel string `yaml:"log_level"`
+	// SASLUser, if set, turns SASL authentication on: clients must log in
+	// as this user (a superuser) with SASLMechanism (SCRAM-SHA-256,
+	// SCRAM-SHA-512 or PLAIN) and the password, given in SASLPassword or,
+	// better, SASLPasswordFile. Never logged.
+	SASLUser         string        `yaml:"sasl_user"`
+	SASLMechanism    string        `yaml:"sasl_mechanism"`
+	SASLPassword     secret.String `yaml:"-"`
+	SASLPasswordFile string        `yaml:"sasl_password_file"`
+	// TLSCertFile and TLSKeyFile (PEM), if set, make the listener TLS only.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
 }
+
+// saslMechanisms are what kfake authenticates.
+var saslMechanisms = []string{"SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"}
 
 // defaultConfig returns the defaults, taking the address from the first
 // entry of KAFKA_BROKERS so that the broker and its clients agree by default.
@@ -53,9 +71,10 @@ func defaultConfig(getenv func(string) string) Config {
 		addr = strings.TrimSpace(first)
 	}
 	return Config{
-		Addr:       addr,
-		Partitions: 4,
-		LogLevel:   "info",
+		Addr:          addr,
+		Partitions:    4,
+		LogLevel:      "info",
+		SASLMechanism: "SCRAM-SHA-256",
 	}
 }
 
@@ -92,6 +111,14 @@ func (c *Config) bindEnv(getenv func(string) string) error {
 	}
 	str("WAMETER_BROKER_OPS_ADDR", &c.OpsAddr)
 	str("WAMETER_BROKER_LOG_LEVEL", &c.LogLevel)
+	str("WAMETER_BROKER_SASL_USER", &c.SASLUser)
+	str("WAMETER_BROKER_SASL_MECHANISM", &c.SASLMechanism)
+	if v := getenv("WAMETER_BROKER_SASL_PASSWORD"); v != "" {
+		c.SASLPassword = secret.String(v)
+	}
+	str("WAMETER_BROKER_SASL_PASSWORD_FILE", &c.SASLPasswordFile)
+	str("WAMETER_BROKER_TLS_CERT_FILE", &c.TLSCertFile)
+	str("WAMETER_BROKER_TLS_KEY_FILE", &c.TLSKeyFile)
 	return errors.Join(errs...)
 }
 
@@ -106,6 +133,24 @@ func (c *Config) registerFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions of topics created without a count (env WAMETER_BROKER_PARTITIONS)")
 	fs.StringVar(&c.OpsAddr, "ops-addr", c.OpsAddr, "serve /metrics, /healthz, /readyz and /debug/pprof on this `host:port`; empty for none (env WAMETER_BROKER_OPS_ADDR)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (env WAMETER_BROKER_LOG_LEVEL)")
+	fs.StringVar(&c.SASLUser, "sasl-user", c.SASLUser, "require SASL; clients log in as this `user` (env WAMETER_BROKER_SASL_USER)")
+	fs.StringVar(&c.SASLMechanism, "sasl-mechanism", c.SASLMechanism, "SCRAM-SHA-256, SCRAM-SHA-512 or PLAIN (env WAMETER_BROKER_SASL_MECHANISM)")
+	fs.StringVar(&c.SASLPasswordFile, "sasl-password-file", c.SASLPasswordFile, "read the SASL password from this `file` (env WAMETER_BROKER_SASL_PASSWORD_FILE; or WAMETER_BROKER_SASL_PASSWORD)")
+	fs.StringVar(&c.TLSCertFile, "tls-cert-file", c.TLSCertFile, "serve TLS with this PEM certificate `file` (env WAMETER_BROKER_TLS_CERT_FILE)")
+	fs.StringVar(&c.TLSKeyFile, "tls-key-file", c.TLSKeyFile, "and this PEM key `file` (env WAMETER_BROKER_TLS_KEY_FILE)")
+}
+
+// password returns the SASL password from SASLPasswordFile (trailing
+// newline trimmed) or SASLPassword.
+func (c *Config) password() (secret.String, error) {
+	if c.SASLPasswordFile == "" {
+		return c.SASLPassword, nil
+	}
+	b, err := os.ReadFile(c.SASLPasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("sasl password file: %w", err)
+	}
+	return secret.String(strings.TrimRight(string(b), "\r\n")), nil
 }
 
 // Validate reports every problem of c at once.
@@ -139,6 +184,26 @@ func (c *Config) Validate() error {
 	if c.DataDir != "" {
 		if fi, err := os.Stat(c.DataDir); err == nil && !fi.IsDir() {
 			errs = append(errs, fmt.Errorf("data dir %q is not a directory", c.DataDir))
+		}
+	}
+	if c.SASLUser != "" {
+		if !slices.Contains(saslMechanisms, c.SASLMechanism) {
+			errs = append(errs, fmt.Errorf("sasl mechanism %q: want one of %s", c.SASLMechanism, strings.Join(saslMechanisms, ", ")))
+		}
+		switch pw, err := c.password(); {
+		case err != nil:
+			errs = append(errs, err)
+		case pw == "":
+			errs = append(errs, errors.New("sasl user set without a password (WAMETER_BROKER_SASL_PASSWORD_FILE or WAMETER_BROKER_SASL_PASSWORD)"))
+		}
+	} else if c.SASLPassword != "" || c.SASLPasswordFile != "" {
+		errs = append(errs, errors.New("sasl password set without a sasl user"))
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("tls needs both a certificate file and a key file"))
+	} else if c.TLSCertFile != "" {
+		if _, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile); err != nil {
+			errs = append(errs, fmt.Errorf("tls key pair: %w", err))
 		}
 	}
 	return errors.Join(errs...)

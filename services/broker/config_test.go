@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -52,6 +53,23 @@ func TestConfigValidate(t *testing.T) {
 	f(func(c *Config) { c.Addr = "127.0.0.1:99999" }, "port")
 	// Every problem is reported, not just the first.
 	f(func(c *Config) { c.Partitions = 0; c.LogLevel = "loud" }, "partitions 0", "log level")
+	// SASL and TLS.
+	f(func(c *Config) { c.SASLUser = "wameter"; c.SASLPassword = "pw" })
+	f(func(c *Config) { c.SASLUser = "wameter" }, "without a password")
+	f(func(c *Config) { c.SASLUser = "wameter"; c.SASLPassword = "pw"; c.SASLMechanism = "GSSAPI" }, `sasl mechanism "GSSAPI"`)
+	f(func(c *Config) { c.SASLUser = "wameter"; c.SASLPasswordFile = "/nonexistent/pw" }, "sasl password file")
+	f(func(c *Config) { c.SASLPassword = "pw" }, "without a sasl user")
+	f(func(c *Config) { c.TLSCertFile = "cert.pem" }, "both a certificate file and a key file")
+	f(func(c *Config) { c.TLSCertFile, c.TLSKeyFile = "/nonexistent/cert.pem", "/nonexistent/key.pem" }, "tls key pair")
+}
+
+// The password never shows when the configuration is printed.
+func TestConfigRedactsPassword(t *testing.T) {
+	cfg := defaultConfig(func(string) string { return "" })
+	cfg.SASLUser, cfg.SASLPassword = "wameter", "hunter2-secret"
+	if s := fmt.Sprintf("%v %+v %#v", cfg, cfg, cfg); strings.Contains(s, "hunter2-secret") {
+		t.Errorf("the password shows: %s", s)
+	}
 }
 
 func TestBindEnv(t *testing.T) {

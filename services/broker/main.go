@@ -9,6 +9,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -77,7 +78,11 @@ func run(args []string) error {
 	}
 
 	started := time.Now()
-	cluster, err := kfake.NewCluster(clusterOpts(cfg, logger)...)
+	opts, err := clusterOpts(cfg, logger)
+	if err != nil {
+		return err
+	}
+	cluster, err := kfake.NewCluster(opts...)
 	if err != nil {
 		return fmt.Errorf("start cluster: %w", err)
 	}
@@ -85,16 +90,8 @@ func run(args []string) error {
 		persistAutoCreatedTopics(cluster, logger)
 	}
 	addr := cluster.ListenAddrs()[0]
-	// Gives consumer groups Kafka's session timeouts, which kfake does not
-	// enforce for every member (see memberSessions).
-	sessions, err := startMemberSessions(cluster, addr, logger)
-	if err != nil {
-		cluster.Close()
-		return fmt.Errorf("member sessions: %w", err)
-	}
 	if cfg.AddrFile != "" {
 		if err := writeFileAtomic(cfg.AddrFile, []byte(addr+"\n")); err != nil {
-			sessions.stop()
 			cluster.Close()
 			return fmt.Errorf("write addr file: %w", err)
 		}
@@ -107,6 +104,8 @@ func run(args []string) error {
 		zap.String("data_dir", cfg.DataDir),
 		zap.Bool("auto_create_topics", cfg.AutoCreateTopics),
 		zap.Int("default_partitions", cfg.Partitions),
+		zap.String("sasl_user", cfg.SASLUser),
+		zap.Bool("tls", cfg.TLSCertFile != ""),
 		zap.Duration("startup", time.Since(started)))
 	if cfg.DataDir == "" {
 		logger.Warn("no data dir: everything is lost when the process stops")
@@ -121,7 +120,6 @@ func run(args []string) error {
 	go func() {
 		// Close persists the final state (offsets in flight, sequence
 		// windows) into the data dir before returning.
-		sessions.stop()
 		cluster.Close()
 		close(done)
 	}()
@@ -137,7 +135,7 @@ func run(args []string) error {
 	}
 }
 
-func clusterOpts(cfg Config, logger *zap.Logger) []kfake.Opt {
+func clusterOpts(cfg Config, logger *zap.Logger) ([]kfake.Opt, error) {
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.ClusterID("wameter-broker"),
@@ -155,7 +153,21 @@ func clusterOpts(cfg Config, logger *zap.Logger) []kfake.Opt {
 	if cfg.SyncWrites {
 		opts = append(opts, kfake.SyncWrites())
 	}
-	return opts
+	if cfg.SASLUser != "" {
+		pw, err := cfg.password()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kfake.EnableSASL(), kfake.Superuser(cfg.SASLMechanism, cfg.SASLUser, string(pw)))
+	}
+	if cfg.TLSCertFile != "" {
+		pair, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls key pair: %w", err)
+		}
+		opts = append(opts, kfake.TLS(&tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}))
+	}
+	return opts, nil
 }
 
 func newLogger(level string) (*zap.Logger, error) {

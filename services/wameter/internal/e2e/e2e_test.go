@@ -35,6 +35,8 @@ type stack struct {
 	prefix   string
 	env      []string
 	ch       clickhouse.Conn
+	// transport, if set, is how produce reaches the broker (SASL, TLS).
+	transport kafka.RoundTripper
 }
 
 func topic(prefix, name string) string { return prefix + "." + name }
@@ -95,7 +97,7 @@ func (s *stack) produce(ctx context.Context, recs []record, seed uint64) {
 	}
 	sort.SliceStable(ks, func(i, j int) bool { return ks[i].key < ks[j].key })
 	w := &kafka.Writer{Addr: kafka.TCP(s.broker), Balancer: &kafka.Hash{}, RequiredAcks: kafka.RequireAll,
-		BatchTimeout: 5 * time.Millisecond, AllowAutoTopicCreation: false}
+		BatchTimeout: 5 * time.Millisecond, AllowAutoTopicCreation: false, Transport: s.transport}
 	defer w.Close()
 	var msgs []kafka.Message
 	for _, k := range ks {
@@ -151,6 +153,32 @@ func expected(t *testing.T, recs []record) (billing.Result, int) {
 
 type chargeRow struct {
 	ID, Category, PricingType, PricingModel, Market, Amount, Customer string
+}
+
+// chargeRows is what stack.charges should read for a reference result.
+func chargeRows(want billing.Result) []chargeRow {
+	var rows []chargeRow
+	for _, u := range want.Charges {
+		id := u.ID()
+		rows = append(rows, chargeRow{ID: id.String(), Category: u.Category.String(),
+			PricingType: u.PricingType.String(), PricingModel: u.Model.String(), Market: u.Market,
+			Amount:   strings.TrimRight(strings.TrimRight(fmt.Sprintf("%d.%06d", u.AmountMicro/1e6, u.AmountMicro%1e6), "0"), "."),
+			Customer: fmt.Sprint(u.Customer)})
+	}
+	slices.SortFunc(rows, func(a, b chargeRow) int { return strings.Compare(a.ID, b.ID) })
+	return rows
+}
+
+// conversationRows is what stack.conversations should read for a reference result.
+func conversationRows(want billing.Result) []string {
+	var rows []string
+	for _, cv := range want.Conversations {
+		id := cv.ID()
+		rows = append(rows, strings.Join([]string{id.String(), cv.Category.String(), cv.Model.String(),
+			time.Unix(cv.OpenedAt, 0).UTC().Format("2006-01-02 15:04:05")}, " "))
+	}
+	slices.Sort(rows)
+	return rows
 }
 
 func (s *stack) charges(ctx context.Context) []chargeRow {
@@ -318,26 +346,12 @@ func TestPipelineEndToEnd(t *testing.T) {
 	})
 	time.Sleep(3 * time.Second) // anything extra would show now
 
-	var wantCharges []chargeRow
-	for _, u := range want.Charges {
-		id := u.ID()
-		wantCharges = append(wantCharges, chargeRow{ID: id.String(), Category: u.Category.String(),
-			PricingType: u.PricingType.String(), PricingModel: u.Model.String(), Market: u.Market,
-			Amount:   strings.TrimRight(strings.TrimRight(fmt.Sprintf("%d.%06d", u.AmountMicro/1e6, u.AmountMicro%1e6), "0"), "."),
-			Customer: fmt.Sprint(u.Customer)})
-	}
-	slices.SortFunc(wantCharges, func(a, b chargeRow) int { return strings.Compare(a.ID, b.ID) })
+	wantCharges := chargeRows(want)
 	gotCharges := s.charges(ctx)
 	if !slices.Equal(gotCharges, wantCharges) {
 		t.Errorf("charges in ClickHouse differ from the reference derivation:\n got %d: %v\nwant %d: %v", len(gotCharges), gotCharges, len(wantCharges), wantCharges)
 	}
-	var wantConvs []string
-	for _, cv := range want.Conversations {
-		id := cv.ID()
-		wantConvs = append(wantConvs, strings.Join([]string{id.String(), cv.Category.String(), cv.Model.String(),
-			time.Unix(cv.OpenedAt, 0).UTC().Format("2006-01-02 15:04:05")}, " "))
-	}
-	slices.Sort(wantConvs)
+	wantConvs := conversationRows(want)
 	if got := s.conversations(ctx); !slices.Equal(got, wantConvs) {
 		t.Errorf("conversations differ:\n got %v\nwant %v", got, wantConvs)
 	}
