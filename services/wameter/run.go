@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/caarlos0/env/v11"
 	"go.uber.org/zap"
 
@@ -74,6 +76,10 @@ func migrate(ctx context.Context, cfg sink.Config, logger *zap.Logger) error {
 		if err == nil {
 			break
 		}
+		if refusedCredentials(err) {
+			// Waiting does not fix a wrong user or password: say so now.
+			return fmt.Errorf("ClickHouse refused user %q: check CLICKHOUSE_USER and CLICKHOUSE_PASSWORD or CLICKHOUSE_PASSWORD_FILE: %w", opts.Auth.Username, err)
+		}
 		if attempt == 40 { // about two minutes: a ClickHouse restarting, or another instance applying
 			return err
 		}
@@ -86,6 +92,19 @@ func migrate(ctx context.Context, cfg sink.Config, logger *zap.Logger) error {
 	}
 	logger.Info("schemas applied", zap.String("database", cfg.Database), zap.Strings("applied", applied))
 	return nil
+}
+
+// authCodes are ClickHouse's errors for credentials it refuses.
+var authCodes = map[int32]bool{
+	192: true, // UNKNOWN_USER
+	193: true, // WRONG_PASSWORD
+	194: true, // REQUIRED_PASSWORD
+	516: true, // AUTHENTICATION_FAILED (current releases)
+}
+
+func refusedCredentials(err error) bool {
+	var ex *clickhouse.Exception
+	return errors.As(err, &ex) && authCodes[ex.Code]
 }
 
 func migrateCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
