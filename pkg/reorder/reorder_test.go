@@ -1,6 +1,7 @@
 package reorder
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -41,13 +42,17 @@ func traffic(rng *rand.Rand, customers int) []billing.Event {
 
 // streamed runs arrivals through a Buffer per partition (by customer), the
 // engine and then the ledger in unit order, as the pipeline does.
-func streamed(t *testing.T, cat *pricing.Catalog, arrivals []billing.Event, lateness int64, partitions int) billing.Result {
+// A positive maxBytes bounds each buffer's memory.
+func streamed(t *testing.T, cat *pricing.Catalog, arrivals []billing.Event, lateness int64, partitions int, maxBytes int64) billing.Result {
 	t.Helper()
 	eng, _ := billing.New(billing.Config{Catalog: cat})
 	led, _ := billing.NewLedger(cat, nil)
 	bufs := make([]*Buffer, partitions)
 	for i := range bufs {
-		bufs[i] = New(lateness)
+		var err error
+		if bufs[i], err = NewWithOptions(lateness, Options{SpillDir: t.TempDir(), MaxBytes: maxBytes, MaxRuns: 4}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	states := map[billing.Key]*billing.State{}
 	var out billing.Output
@@ -67,8 +72,16 @@ func streamed(t *testing.T, cat *pricing.Catalog, arrivals []billing.Event, late
 		}
 		b.Release(b.Ready(), apply)
 	}
+	var spills int64
 	for _, b := range bufs {
+		spills += b.Stats().Spills
 		b.Release(b.MaxSeen(), apply)
+		if err := errors.Join(b.Err(), b.Close()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if maxBytes > 0 && spills < 10 {
+		t.Fatalf("%d spills: the test needs more", spills)
 	}
 	slices.SortStableFunc(out.Units, func(a, b billing.Unit) int {
 		switch {
@@ -86,8 +99,8 @@ func streamed(t *testing.T, cat *pricing.Catalog, arrivals []billing.Event, late
 }
 
 // Property: arrival order shuffled within the lateness bound, with
-// duplicates, through any number of partitions, gives what sorted input
-// gives.
+// duplicates, through any number of partitions, spilling or not, gives
+// what sorted input gives.
 func TestStreamedEqualsSortedWithinLateness(t *testing.T) {
 	cat, err := pricing.Default()
 	if err != nil {
@@ -120,14 +133,18 @@ func TestStreamedEqualsSortedWithinLateness(t *testing.T) {
 		for i := range arr {
 			arrivals[i] = arr[i].ev
 		}
-		for _, parts := range []int{1, 3, 8} {
-			got := streamed(t, cat, arrivals, lateness, parts)
+		for _, c := range []struct {
+			parts    int
+			maxBytes int64
+		}{{1, 0}, {3, 0}, {8, 0}, {1, 512}, {3, 512}} {
+			parts := c.parts
+			got := streamed(t, cat, arrivals, lateness, parts, c.maxBytes)
 			// Conversations come out in release order per partition: compare as sets.
 			sortConvs(got.Conversations)
 			sortConvs(want.Conversations)
 			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("seed %d, %d partitions: streamed %d charges / %d conversations, sorted %d / %d",
-					seed, parts, len(got.Charges), len(got.Conversations), len(want.Charges), len(want.Conversations))
+				t.Fatalf("seed %d, %d partitions, max bytes %d: streamed %d charges / %d conversations, sorted %d / %d",
+					seed, parts, c.maxBytes, len(got.Charges), len(got.Conversations), len(want.Charges), len(want.Conversations))
 			}
 		}
 	}

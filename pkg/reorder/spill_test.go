@@ -114,6 +114,9 @@ func TestSpilledReleaseEqualsSorted(t *testing.T) {
 						if b.Len() != n {
 							t.Fatalf("step %d: Len %d, %d events buffered", step, b.Len(), n)
 						}
+						if st := b.Stats(); b.sp != nil && st.Runs > b.sp.maxRuns {
+							t.Fatalf("step %d: %d runs, more than %d", step, st.Runs, b.sp.maxRuns)
+						}
 					}
 					for i := range evs {
 						if !b.Add(&evs[i], offs[i]) {
@@ -340,5 +343,59 @@ func TestDamagedRunFailsRelease(t *testing.T) {
 	}
 	if f := runFiles(t, dir); len(f) != 0 {
 		t.Errorf("run files left: %v", f)
+	}
+}
+
+// Runs longer than a MinOffset block: MinOffset follows the releases
+// through a run, never above the lowest offset left, with offsets in and
+// out of time order.
+func TestMinOffsetThroughLongRuns(t *testing.T) {
+	for _, ordered := range []bool{true, false} {
+		rng := rand.New(rand.NewPCG(9, 9))
+		b, err := NewWithOptions(100_000, Options{SpillDir: t.TempDir(), MaxBytes: 2 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 40_000
+		buffered := map[int64]int{}
+		for i := range n {
+			offset := int64(i)
+			if !ordered {
+				offset = rng.Int64N(n)
+			}
+			ev := billing.Event{Kind: billing.Inbound, Time: 1000 + int64(i)/4 + rng.Int64N(50), MessageID: fmt.Sprint(i)}
+			if !b.Add(&ev, offset) {
+				t.Fatalf("event %d refused", i)
+			}
+			buffered[offset]++
+		}
+		if st := b.Stats(); st.Runs < 2 || st.SpilledEvents < 4*blockLen*int64(st.Runs) {
+			t.Fatalf("runs too short for the test: %+v", st)
+		}
+		for upTo := int64(1000); b.Len() > 0; upTo += 97 {
+			b.Release(upTo, func(it *Item) {
+				if buffered[it.Offset]--; buffered[it.Offset] == 0 {
+					delete(buffered, it.Offset)
+				}
+			})
+			trueMin := int64(-1)
+			for o := range buffered {
+				if trueMin < 0 || o < trueMin {
+					trueMin = o
+				}
+			}
+			got := b.MinOffset()
+			if got > trueMin || (got < 0) != (trueMin < 0) {
+				t.Fatalf("ordered %v, released up to %d: MinOffset %d, lowest offset left %d", ordered, upTo, got, trueMin)
+			}
+			// In order, MinOffset moves on within a block of the truth
+			// per run instead of staying at a run's first offset.
+			if ordered && trueMin >= 0 && got < trueMin-int64(b.Stats().Runs+1)*blockLen {
+				t.Fatalf("released up to %d: MinOffset %d lags the lowest offset left %d", upTo, got, trueMin)
+			}
+		}
+		if err := errors.Join(b.Err(), b.Close()); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
