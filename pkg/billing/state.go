@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unsafe"
 )
 
 // cbpCats are the categories a CBP conversation can have (spec 4): the index
@@ -78,6 +79,16 @@ func (m *msgRec) lastAt() int64 {
 
 // Messages returns how many outbound messages the key remembers.
 func (s *State) Messages() int { return len(s.msgs) }
+
+// Reset makes s a fresh key's state (the zero value) but keeps the capacity
+// of its message memory, so that a recycled State does not allocate.
+func (s *State) Reset() { *s = State{msgs: s.msgs[:0]} }
+
+// HeapBytes returns about how many bytes s holds in memory: the fixed part
+// and its message memory's capacity.
+func (s *State) HeapBytes() int {
+	return int(unsafe.Sizeof(*s)) + cap(s.msgs)*int(unsafe.Sizeof(msgRec{}))
+}
 
 // stateVersion is the binary form AppendBinary writes. UnmarshalBinary
 // also reads version 1, which changelogs written before version 2 hold.
