@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,7 +21,8 @@ type Options struct {
 	// SpillDir holds the buffer's run files; give each buffer its own (one
 	// per partition). NewWithOptions creates it and removes the run files
 	// a previous buffer left there: they are only a cache, garbage after a
-	// crash. It leaves other files alone.
+	// crash. It leaves other files alone. (Should two live buffers share
+	// it, the first still reads the files the second removed, on Unix.)
 	SpillDir string
 	// MaxBytes bounds the estimated size of the events held in memory:
 	// past it they are sorted into a run file. 0 means no bound; nothing is
@@ -93,7 +96,8 @@ func NewWithOptions(lateness int64, o Options) (*Buffer, error) {
 		return nil, fmt.Errorf("spill directory: %w", err)
 	}
 	b.maxBytes = o.MaxBytes
-	b.sp = &spiller{dir: o.SpillDir, maxRuns: o.MaxRuns, readBuffer: o.ReadBuffer, failedMin: -1}
+	b.sp = &spiller{dir: o.SpillDir, maxRuns: o.MaxRuns, readBuffer: o.ReadBuffer, failedMin: -1,
+		token: rand.Uint32()}
 	if b.sp.maxRuns == 0 {
 		b.sp.maxRuns = DefaultMaxRuns
 	}
@@ -112,7 +116,7 @@ func removeRuns(dir string) error {
 	var errs []error
 	for _, e := range ents {
 		if name := e.Name(); e.Type().IsRegular() && strings.HasPrefix(name, runPrefix) && strings.HasSuffix(name, runSuffix) {
-			errs = append(errs, os.Remove(filepath.Join(dir, name)))
+			errs = append(errs, remove(filepath.Join(dir, name)))
 		}
 	}
 	return errors.Join(errs...)
@@ -186,6 +190,7 @@ type spiller struct {
 	runs       []*run // a min-heap by head in release order
 	events     int64  // events in runs, heads included
 	seq        int    // number of the last run file
+	token      uint32 // in the file names: two buffers in one directory never share a file
 
 	w       *bufio.Writer
 	enc     []byte          // one encoded event
@@ -366,14 +371,14 @@ func (s *spiller) compact() error {
 // and webhook.AppendEvent's encoding.
 func (s *spiller) writeRun(next func() *Item) (_ *run, err error) {
 	s.seq++
-	f, err := os.OpenFile(filepath.Join(s.dir, fmt.Sprintf("%s%08d%s", runPrefix, s.seq, runSuffix)),
-		os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := os.OpenFile(filepath.Join(s.dir, fmt.Sprintf("%s%08x-%06d%s", runPrefix, s.token, s.seq, runSuffix)),
+		os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, f.Close(), os.Remove(f.Name()))
+			err = errors.Join(err, f.Close(), remove(f.Name()))
 		}
 	}()
 	if s.w == nil {
@@ -482,7 +487,17 @@ func (s *spiller) drop(r *run) error {
 	r.r.Reset(nil)
 	s.readers = append(s.readers, r.r)
 	r.head = Item{}
-	return errors.Join(r.f.Close(), os.Remove(r.f.Name()))
+	return errors.Join(r.f.Close(), remove(r.f.Name()))
+}
+
+// remove removes a run file unless it is gone already: another buffer
+// given the same directory removes it as stale, while this one can still
+// read it (an open file outlives its name).
+func remove(name string) error {
+	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // releaseMerged is Release with runs: it merges the heap with the runs'

@@ -114,8 +114,9 @@ func TestSpilledReleaseEqualsSorted(t *testing.T) {
 						if b.Len() != n {
 							t.Fatalf("step %d: Len %d, %d events buffered", step, b.Len(), n)
 						}
-						if st := b.Stats(); b.sp != nil && st.Runs > b.sp.maxRuns {
-							t.Fatalf("step %d: %d runs, more than %d", step, st.Runs, b.sp.maxRuns)
+						if st := b.Stats(); b.sp != nil && (st.Runs > b.sp.maxRuns || st.MemoryBytes > b.maxBytes) {
+							t.Fatalf("step %d: %d runs (at most %d), %d bytes in memory (at most %d)",
+								step, st.Runs, b.sp.maxRuns, st.MemoryBytes, b.maxBytes)
 						}
 					}
 					for i := range evs {
@@ -397,5 +398,23 @@ func TestMinOffsetThroughLongRuns(t *testing.T) {
 		if err := errors.Join(b.Err(), b.Close()); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A buffer given a directory another buffer still uses (a misconfiguration)
+// removes the other's files as stale, yet the other releases all it holds.
+func TestSharedSpillDir(t *testing.T) {
+	dir := t.TempDir()
+	first := spillSome(t, dir, 500, 0)
+	second := spillSome(t, dir, 500, 0)
+	for _, b := range []*Buffer{first, second} {
+		n := 0
+		b.Release(b.MaxSeen(), func(*Item) { n++ })
+		if err := errors.Join(b.Err(), b.Close()); err != nil || n != 500 {
+			t.Errorf("released %d of 500: %v", n, err)
+		}
+	}
+	if f := runFiles(t, dir); len(f) != 0 {
+		t.Errorf("run files left: %v", f)
 	}
 }
