@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/wameter/wameter/pkg/billing"
 )
@@ -34,7 +35,9 @@ func BenchmarkBufferAddRelease(b *testing.B) {
 // million customers, with 48 h of lateness so that nothing is released
 // before the end (a backfill), then releases them all. It reports events/s
 // and the peak HeapInuse sampled along the way: without a bound the heap
-// grows with the events, with one it stays near MaxBytes.
+// grows with the events, with one it stays near MaxBytes. max-add-ms is
+// the longest Add: the one that spills (or grows the heap) stalls the
+// partition that long.
 func BenchmarkBufferBound(b *testing.B) {
 	const events = 5_000_000
 	for _, o := range []struct {
@@ -43,6 +46,7 @@ func BenchmarkBufferBound(b *testing.B) {
 	}{{"memory", 0}, {"spill-64MiB", 64 << 20}} {
 		b.Run(o.name, func(b *testing.B) {
 			var peak uint64
+			var slowest time.Duration
 			var st Stats
 			var ms runtime.MemStats
 			sample := func() {
@@ -66,7 +70,9 @@ func BenchmarkBufferBound(b *testing.B) {
 						MetaCategory: "marketing", MetaPricingModel: "PMP"}
 					// Its own message id string, as a decoded event has.
 					ev.MessageID = string(strconv.AppendUint(id[:prefix], uint64(i), 10))
+					start := time.Now()
 					buf.Add(&ev, int64(i))
+					slowest = max(slowest, time.Since(start))
 					if i%1000 == 999 {
 						buf.Release(buf.Ready(), func(*Item) {})
 					}
@@ -92,6 +98,7 @@ func BenchmarkBufferBound(b *testing.B) {
 			b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MiB")
 			b.ReportMetric(float64(st.WrittenBytes)/(1<<20), "written-MiB")
 			b.ReportMetric(float64(st.Merges), "merges")
+			b.ReportMetric(float64(slowest.Microseconds())/1000, "max-add-ms")
 		})
 	}
 }

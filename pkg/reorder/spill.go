@@ -2,6 +2,7 @@ package reorder
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/wameter/wameter/pkg/webhook"
@@ -282,13 +284,26 @@ func (s *spiller) step(h []*run) (_ []*run, drained *run, err error) {
 func (b *Buffer) spillMemory() {
 	s := b.sp
 	minOffset, n := b.MinOffset(), b.Len()
-	var top Item
+	// Sorting the entries takes a fraction of the time popping them
+	// one by one does; the heap is cleared after.
+	slices.SortFunc(b.heap, func(x, y entry) int {
+		switch {
+		case x.time != y.time:
+			return cmp.Compare(x.time, y.time)
+		case before(&b.item(x.slot).Event, x.offset, &b.item(y.slot).Event, y.offset):
+			return -1
+		case before(&b.item(y.slot).Event, y.offset, &b.item(x.slot).Event, x.offset):
+			return 1
+		}
+		return 0
+	})
+	i := 0
 	r, err := s.writeRun(func() *Item {
-		if len(b.heap) == 0 {
+		if i == len(b.heap) {
 			return nil
 		}
-		b.pop(&top)
-		return &top
+		i++
+		return b.item(b.heap[i-1].slot)
 	})
 	if err != nil {
 		b.fail(fmt.Errorf("spill %d events: %w", n-int(s.events), err), minOffset, n)
