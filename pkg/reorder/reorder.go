@@ -27,7 +27,8 @@ type Item struct {
 	Offset int64
 }
 
-// Before is the release order.
+// Before is the release order; the buffer releases events Before does not
+// order (duplicates) by input offset.
 func Before(a, b *billing.Event) bool {
 	if a.Time != b.Time {
 		return a.Time < b.Time
