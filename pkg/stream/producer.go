@@ -1,9 +1,11 @@
 package stream
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,14 +18,15 @@ import (
 // ProducerConfig tunes a Producer. The zero value is usable: every field has
 // a default chosen for throughput with full durability.
 type ProducerConfig struct {
-	// BatchTimeout is how long the writer waits to fill a partition batch
-	// before sending it. WriteMessages is synchronous, so this is added to
-	// the latency of a lone message. Default 5ms.
+	// BatchTimeout has no effect: WriteMessages sends what it is given at
+	// once (it used to wait this long for more messages from concurrent
+	// callers). Accepted so that existing configurations stay valid.
 	BatchTimeout time.Duration `yaml:"batch_timeout" env:"KAFKA_PRODUCER_BATCH_TIMEOUT"`
-	// BatchSize is the most messages in one partition batch. Default 1000.
+	// BatchSize is the most messages in one produce request (one
+	// partition's record batch). Default 1000.
 	BatchSize int `yaml:"batch_size" env:"KAFKA_PRODUCER_BATCH_SIZE"`
-	// BatchBytes is the most bytes in one partition batch, and so the
-	// largest message accepted. Default 1 MiB (the broker's default
+	// BatchBytes is the most bytes (uncompressed) in one produce request,
+	// and so the largest message accepted. Default 1 MiB (the broker's default
 	// message.max.bytes).
 	BatchBytes int64 `yaml:"batch_bytes" env:"KAFKA_PRODUCER_BATCH_BYTES"`
 	// Compression is none, snappy, lz4 or zstd. Default lz4.
@@ -31,7 +34,8 @@ type ProducerConfig struct {
 	// WriteTimeout bounds one produce request. Default 10s.
 	WriteTimeout time.Duration `yaml:"write_timeout" env:"KAFKA_PRODUCER_WRITE_TIMEOUT"`
 	// RetryBackoffMin and RetryBackoffMax bound the jittered exponential
-	// backoff between attempts of WriteMessages. Default 100ms and 2s.
+	// backoff between attempts of the requests of WriteMessages that
+	// failed. Default 100ms and 2s.
 	RetryBackoffMin time.Duration `yaml:"retry_backoff_min" env:"KAFKA_PRODUCER_RETRY_BACKOFF_MIN"`
 	RetryBackoffMax time.Duration `yaml:"retry_backoff_max" env:"KAFKA_PRODUCER_RETRY_BACKOFF_MAX"`
 }
@@ -148,16 +152,24 @@ var ErrNoSuchPartition = errors.New("no such partition")
 var errNoTopic = errors.New("message has no topic")
 
 // Producer writes messages synchronously with acks from all in-sync
-// replicas. It wraps one kafka.Writer (batching across concurrent callers,
-// compression) and retries retriable errors with jittered backoff until the
-// caller's context ends. Safe for concurrent use.
+// replicas. Each WriteMessages call sends, at once and concurrently, one
+// compressed produce request per partition it touches (more when a
+// partition's share exceeds BatchSize or BatchBytes), through kafka-go's
+// Client and Transport (which route each request to the partition's leader
+// from cached metadata); it retries the requests that failed with a
+// retriable error, with jittered backoff, until the caller's context ends.
+// Safe for concurrent use.
+//
+// It does not use kafka.Writer: the writer holds a synchronous write for
+// BatchTimeout to gather more messages, and looks up topic metadata once per
+// message; callers here hand over whole batches already.
 //
 // Delivery is at least once: kafka-go has no idempotent producer, so a
 // retried batch whose first attempt reached the broker is written twice.
 // Consumers dedup by deterministic ids (see ARCHITECTURE.md).
 type Producer struct {
-	writer  *kafka.Writer
 	client  *kafka.Client
+	codec   kafka.Compression
 	cfg     ProducerConfig
 	logger  *zap.Logger
 	metrics *producerMetrics
@@ -202,29 +214,7 @@ func NewProducer(conn Config, cfg ProducerConfig, logger *zap.Logger, reg promet
 	logger = logger.Named("producer")
 	addr := kafka.TCP(conn.brokerAddrs()...)
 	return &Producer{
-		writer: &kafka.Writer{
-			Addr:         addr,
-			Balancer:     &Balancer{},
-			RequiredAcks: kafka.RequireAll,
-			BatchTimeout: cfg.BatchTimeout,
-			BatchSize:    cfg.BatchSize,
-			BatchBytes:   cfg.BatchBytes,
-			Compression:  codec,
-			WriteTimeout: cfg.WriteTimeout,
-			ReadTimeout:  cfg.WriteTimeout,
-			// The writer sleeps between its own attempts without looking at
-			// the caller's context; keep those few and short and let
-			// WriteMessages do the long retrying, which honours ctx.
-			MaxAttempts:     3,
-			WriteBackoffMin: 50 * time.Millisecond,
-			WriteBackoffMax: 250 * time.Millisecond,
-			Transport:       transport,
-			Logger:          KafkaLogger(logger),
-			// Every writer error ends in a retry that WriteMessages logs at
-			// warn, or in the error it returns; per-attempt lines would
-			// triple the noise during a broker restart.
-			ErrorLogger: KafkaLogger(logger),
-		},
+		codec: codec,
 		client: &kafka.Client{
 			Addr:      addr,
 			Timeout:   cfg.WriteTimeout,
@@ -239,9 +229,11 @@ func NewProducer(conn Config, cfg ProducerConfig, logger *zap.Logger, reg promet
 
 // WriteMessages writes msgs and returns once every one is acknowledged by
 // all in-sync replicas. Each message names its Topic. Messages are routed by
-// Balancer: WithPartition or the hash of the key. Retriable errors (broker
-// restarting, leader moving, connection refused) are retried, only the
-// messages that failed, with jittered exponential backoff until ctx ends; a
+// Balancer: WithPartition or the hash of the key; each partition receives
+// its messages in the order of msgs. Retriable errors (broker restarting,
+// leader moving, connection refused) are retried, only the requests that
+// failed and those after them on the same partition, with jittered
+// exponential backoff until ctx ends; a
 // final error (authorization, message too large, no such partition) returns
 // at once. On error some messages may have been written: the caller retries
 // all of them, and duplicates are expected downstream.
@@ -259,29 +251,19 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) err
 		p.metrics.failures.Inc()
 		return err
 	}
+	if err := p.checkSizes(msgs); err != nil {
+		p.metrics.failures.Inc()
+		return err
+	}
 	pending := msgs
 	bo := backoff{min: p.cfg.RetryBackoffMin, max: p.cfg.RetryBackoffMax}
 	for {
-		err := p.writer.WriteMessages(ctx, pending...)
+		failed, err := p.writeOnce(ctx, pending)
 		if err == nil {
-			p.countWritten(pending)
 			p.failing.Store(false)
 			return nil
 		}
-		var werrs kafka.WriteErrors
-		if errors.As(err, &werrs) && len(werrs) == len(pending) {
-			failed := make([]kafka.Message, 0, werrs.Count())
-			written := make([]kafka.Message, 0, len(pending)-werrs.Count())
-			for i, e := range werrs {
-				if e != nil {
-					failed = append(failed, pending[i])
-				} else {
-					written = append(written, pending[i])
-				}
-			}
-			p.countWritten(written)
-			pending = failed
-		}
+		pending = failed
 		if ctx.Err() != nil {
 			p.metrics.failures.Inc()
 			return fmt.Errorf("write %d messages: %w (last error: %w)", len(pending), ctx.Err(), err)
@@ -300,21 +282,232 @@ func (p *Producer) WriteMessages(ctx context.Context, msgs ...kafka.Message) err
 	}
 }
 
-func (p *Producer) countWritten(msgs []kafka.Message) {
-	if len(msgs) == 0 {
-		return
-	}
-	// Most calls write to one topic; count runs of the same topic.
-	topic, n := msgs[0].Topic, 0
+// checkSizes fails on a message larger than BatchBytes, as kafka.Writer
+// does: no request could carry it.
+func (p *Producer) checkSizes(msgs []kafka.Message) error {
 	for i := range msgs {
-		if msgs[i].Topic != topic {
-			p.metrics.messages.WithLabelValues(topic).Add(float64(n))
-			topic, n = msgs[i].Topic, 0
+		if messageSize(&msgs[i]) > p.cfg.BatchBytes {
+			return fmt.Errorf("write message %d to %s: %w", i, msgs[i].Topic, kafka.MessageTooLargeError{Message: msgs[i], Remaining: msgs[i+1:]})
 		}
-		n++
 	}
-	p.metrics.messages.WithLabelValues(topic).Add(float64(n))
+	return nil
 }
+
+// messageSize is about what m takes in a record batch, uncompressed.
+func messageSize(m *kafka.Message) int64 {
+	n := int64(len(m.Key) + len(m.Value) + 24)
+	for i := range m.Headers {
+		n += int64(len(m.Headers[i].Key) + len(m.Headers[i].Value) + 10)
+	}
+	return n
+}
+
+// partitionBatch is the messages of one produce request.
+type partitionBatch struct {
+	topic     string
+	partition int
+	msgs      []kafka.Message
+}
+
+// writeOnce routes msgs to their partitions and sends their produce
+// requests: the partitions at once, each partition's requests one after
+// the other, so that its messages land in order. It returns the messages
+// not written (those of a failed request and of the requests after it on
+// the same partition) and the first error, a final one if any request
+// failed for good; the written messages are counted.
+func (p *Producer) writeOnce(ctx context.Context, msgs []kafka.Message) (failed []kafka.Message, err error) {
+	parts, err := p.route(ctx, msgs)
+	if err != nil {
+		return msgs, err
+	}
+	errs := make([]error, len(parts))
+	sent := make([]int, len(parts)) // requests written per partition
+	send := func(i int) {
+		for _, b := range parts[i] {
+			if errs[i] = p.produce(ctx, &b); errs[i] != nil {
+				return
+			}
+			sent[i]++
+		}
+	}
+	if len(parts) == 1 {
+		send(0)
+	} else {
+		var wg sync.WaitGroup
+		for i := range parts {
+			wg.Go(func() { send(i) })
+		}
+		wg.Wait()
+	}
+	for i, batches := range parts {
+		for j := range batches {
+			b := &batches[j]
+			if j < sent[i] {
+				p.metrics.messages.WithLabelValues(b.topic).Add(float64(len(b.msgs)))
+				continue
+			}
+			failed = append(failed, b.msgs...)
+		}
+		if e := errs[i]; e != nil {
+			// A final error wins over retriable ones: retrying cannot help.
+			if err == nil || (retriable(err) && !retriable(e)) {
+				err = fmt.Errorf("%s/%d: %w", batches[0].topic, batches[0].partition, e)
+			}
+		}
+	}
+	return failed, err
+}
+
+// route splits msgs by partition, in the order of msgs, and each
+// partition's share into requests of at most BatchSize messages and
+// BatchBytes bytes.
+func (p *Producer) route(ctx context.Context, msgs []kafka.Message) ([][]partitionBatch, error) {
+	type topicPartition struct {
+		topic     string
+		partition int
+	}
+	var partitions []int // of the topic last looked up
+	lastTopic := ""
+	index := make(map[topicPartition][]int32)
+	var order []topicPartition
+	var bal Balancer
+	for i := range msgs {
+		m := &msgs[i]
+		partition := m.Partition
+		if !isExplicit(m) {
+			if m.Topic != lastTopic || partitions == nil {
+				n, err := p.topicPartitions(ctx, m.Topic)
+				if err != nil {
+					return nil, err
+				}
+				partitions = partitionIDs(n)
+				lastTopic = m.Topic
+			}
+			partition = bal.Balance(*m, partitions...)
+		}
+		key := topicPartition{m.Topic, partition}
+		if _, ok := index[key]; !ok {
+			order = append(order, key)
+		}
+		index[key] = append(index[key], int32(i))
+	}
+	parts := make([][]partitionBatch, 0, len(order))
+	for _, key := range order {
+		var batches []partitionBatch
+		var b partitionBatch
+		var bytes int64
+		for _, i := range index[key] {
+			size := messageSize(&msgs[i])
+			if len(b.msgs) > 0 && (len(b.msgs) >= p.cfg.BatchSize || bytes+size > p.cfg.BatchBytes) {
+				batches = append(batches, b)
+				b, bytes = partitionBatch{}, 0
+			}
+			if b.msgs == nil {
+				b = partitionBatch{topic: key.topic, partition: key.partition, msgs: make([]kafka.Message, 0, min(len(index[key]), p.cfg.BatchSize))}
+			}
+			b.msgs = append(b.msgs, msgs[i])
+			bytes += size
+		}
+		parts = append(parts, append(batches, b))
+	}
+	return parts, nil
+}
+
+var partitionIDCache atomic.Pointer[[]int]
+
+// partitionIDs returns 0..n-1, shared: callers must not modify it.
+func partitionIDs(n int) []int {
+	if ids := partitionIDCache.Load(); ids != nil && len(*ids) >= n {
+		return (*ids)[:n:n]
+	}
+	ids := make([]int, n)
+	for i := range ids {
+		ids[i] = i
+	}
+	partitionIDCache.Store(&ids)
+	return ids
+}
+
+// topicPartitions returns the partition count of topic from the transport's
+// metadata cache (which kafka-go refreshes in the background), and fails
+// for a topic the brokers do not know (a retriable error: it may be being
+// created).
+func (p *Producer) topicPartitions(ctx context.Context, topic string) (int, error) {
+	md, err := p.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return 0, fmt.Errorf("partitions of %s: %w", topic, err)
+	}
+	for _, t := range md.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if t.Error != nil {
+			return 0, fmt.Errorf("partitions of %s: %w", topic, t.Error)
+		}
+		if len(t.Partitions) == 0 {
+			break
+		}
+		return len(t.Partitions), nil
+	}
+	return 0, fmt.Errorf("partitions of %s: %w", topic, kafka.UnknownTopicOrPartition)
+}
+
+// produce sends one partition batch and waits for the acknowledgement of
+// all in-sync replicas.
+func (p *Producer) produce(ctx context.Context, b *partitionBatch) error {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
+	defer cancel()
+	res, err := p.client.Produce(ctx, &kafka.ProduceRequest{
+		Topic:        b.topic,
+		Partition:    b.partition,
+		RequiredAcks: kafka.RequireAll,
+		Compression:  p.codec,
+		Records:      &messageRecords{msgs: b.msgs},
+	})
+	if err != nil {
+		return err
+	}
+	if res.Error != nil {
+		return res.Error
+	}
+	for _, e := range res.RecordErrors {
+		return e
+	}
+	return nil
+}
+
+// messageRecords reads messages as records, as kafka.Writer does: a zero
+// Time is sent as is, and the broker's append time applies.
+type messageRecords struct {
+	msgs   []kafka.Message
+	index  int
+	record kafka.Record
+	key    bytesReader
+	value  bytesReader
+}
+
+func (r *messageRecords) ReadRecord() (*kafka.Record, error) {
+	if r.index >= len(r.msgs) {
+		return nil, io.EOF
+	}
+	m := &r.msgs[r.index]
+	r.index++
+	r.record = kafka.Record{Time: m.Time, Headers: m.Headers}
+	if m.Key != nil {
+		r.key.Reset(m.Key)
+		r.record.Key = &r.key
+	}
+	if m.Value != nil {
+		r.value.Reset(m.Value)
+		r.record.Value = &r.value
+	}
+	return &r.record, nil
+}
+
+// bytesReader is a kafka.Bytes over a slice, reusable by Reset.
+type bytesReader struct{ bytes.Reader }
+
+func (b *bytesReader) Close() error { return nil }
 
 // checkExplicitPartitions fails fast on a WithPartition message to a
 // partition the topic does not have: the writer would retry such a produce
@@ -378,11 +571,9 @@ func (p *Producer) partitionCount(ctx context.Context, topic string) (int, error
 	}
 }
 
-// Close flushes nothing (writes are synchronous) and releases connections.
+// Close flushes nothing (writes are synchronous) and releases idle
+// connections.
 func (p *Producer) Close() error {
-	if err := p.writer.Close(); err != nil {
-		return fmt.Errorf("close producer: %w", err)
-	}
 	if t, ok := p.client.Transport.(*kafka.Transport); ok {
 		t.CloseIdleConnections()
 	}

@@ -202,3 +202,51 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 	consumer.stop(t)
 	t.Logf("%d records acknowledged, %d before the kill", len(acked), killedAt)
 }
+
+// TestProducerKeepsPartitionOrder writes, in one call, more messages per
+// partition than one request holds: each partition gets them in the order
+// given, however the requests are split and sent.
+func TestProducerKeepsPartitionOrder(t *testing.T) {
+	cfg := testConfig(testenv.Broker(t))
+	topic := testTopic(t, "order")
+	ensureTopic(t, cfg, topic, 2)
+	p := newTestProducer(t, cfg, ProducerConfig{BatchSize: 7, BatchBytes: 2000})
+
+	const perKey = 100
+	var msgs []kafka.Message
+	for i := range perKey {
+		for _, key := range []string{"a", "b", "c"} {
+			msgs = append(msgs, kafka.Message{Topic: topic, Key: []byte(key), Value: fmt.Appendf(nil, "%s-%03d", key, i)})
+		}
+	}
+	for part := range 2 {
+		msgs = append(msgs, WithPartition(kafka.Message{Topic: topic, Value: []byte("last")}, part))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.WriteMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]string{}
+	for part := range 2 {
+		read := readPartition(t, cfg, topic, part)
+		if n := len(read); n == 0 || string(read[n-1].Value) != "last" {
+			t.Errorf("partition %d: the last record is not the last one written", part)
+		}
+		for _, m := range read {
+			if m.Key != nil {
+				got[string(m.Key)] = append(got[string(m.Key)], string(m.Value))
+			}
+		}
+	}
+	for _, key := range []string{"a", "b", "c"} {
+		if len(got[key]) != perKey {
+			t.Fatalf("key %s: read %d records, want %d", key, len(got[key]), perKey)
+		}
+		for i, v := range got[key] {
+			if want := fmt.Sprintf("%s-%03d", key, i); v != want {
+				t.Fatalf("key %s: record %d is %s, want %s", key, i, v, want)
+			}
+		}
+	}
+}

@@ -150,6 +150,9 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 		switch role {
 		case "normalize":
 			in = []string{cfg.Topics.Webhooks, cfg.Topics.Sends}
+			// Each Handle's events go out at once, in produce requests
+			// per events partition: large batches keep them few and full.
+			cc.BatchSize = 5000
 			h, err = normalize.New(normalize.Config{WebhooksTopic: cfg.Topics.Webhooks, SendsTopic: cfg.Topics.Sends,
 				EventsTopic: cfg.Topics.Events}, producer, dlq, logger, reg)
 		case "window":
