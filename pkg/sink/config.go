@@ -53,8 +53,14 @@ type Config struct {
 	// BatchMaxRows is when Writer.Full reports true: the caller flushes
 	// then, or after FlushInterval, whichever comes first. Default 100000.
 	BatchMaxRows int `yaml:"batch_max_rows" env:"WAMETER_SINK_BATCH_MAX_ROWS"`
-	// FlushInterval is how often the caller flushes a non-full batch
-	// (ClickHouse prefers about one insert per second per table). Default 1s.
+	// BatchMinRows is when Writer.Due reports true without waiting for
+	// FlushInterval: that many rows make an insert worth its own part, so a
+	// burst is stored as it comes and its last rows are not held back.
+	// Default 1000.
+	BatchMinRows int `yaml:"batch_min_rows" env:"WAMETER_SINK_BATCH_MIN_ROWS"`
+	// FlushInterval is how often the caller flushes fewer than BatchMinRows
+	// rows (ClickHouse prefers about one insert per second per table).
+	// Default 1s.
 	FlushInterval time.Duration `yaml:"flush_interval" env:"WAMETER_SINK_FLUSH_INTERVAL"`
 	// DedupHorizon is how many rows-topic offsets back, per partition, the
 	// Writer recognises a row re-emitted upstream by its id, and so the
@@ -74,6 +80,7 @@ const (
 	defaultReadTimeout   = 60 * time.Second
 	defaultInsertTimeout = 2 * time.Minute
 	defaultBatchMaxRows  = 100_000
+	defaultBatchMinRows  = 1000
 	defaultFlushInterval = time.Second
 	defaultDedupHorizon  = 100_000
 	defaultRetryMin      = 200 * time.Millisecond
@@ -115,6 +122,12 @@ func (c Config) WithDefaults() Config {
 	set(&c.RetryMax, defaultRetryMax)
 	if c.BatchMaxRows == 0 {
 		c.BatchMaxRows = defaultBatchMaxRows
+	}
+	if c.BatchMinRows == 0 {
+		c.BatchMinRows = defaultBatchMinRows
+		if c.BatchMaxRows > 0 {
+			c.BatchMinRows = min(c.BatchMinRows, c.BatchMaxRows)
+		}
 	}
 	if c.DedupHorizon == 0 {
 		c.DedupHorizon = defaultDedupHorizon
@@ -177,6 +190,9 @@ func (c *Config) Validate() error {
 	if cfg.BatchMaxRows < 0 {
 		errs = append(errs, fmt.Errorf("sink batch_max_rows %d: must not be negative", cfg.BatchMaxRows))
 	}
+	if cfg.BatchMinRows < 0 || (cfg.BatchMaxRows > 0 && cfg.BatchMinRows > cfg.BatchMaxRows) {
+		errs = append(errs, fmt.Errorf("sink batch_min_rows %d: want 0 <= batch_min_rows <= batch_max_rows", cfg.BatchMinRows))
+	}
 	if cfg.DedupHorizon < 0 {
 		errs = append(errs, fmt.Errorf("sink dedup_horizon %d: must not be negative", cfg.DedupHorizon))
 	}
@@ -193,6 +209,7 @@ func (c Config) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddDuration("dial_timeout", c.DialTimeout)
 	enc.AddDuration("read_timeout", c.ReadTimeout)
 	enc.AddInt("batch_max_rows", c.BatchMaxRows)
+	enc.AddInt("batch_min_rows", c.BatchMinRows)
 	enc.AddDuration("flush_interval", c.FlushInterval)
 	enc.AddInt("dedup_horizon", c.DedupHorizon)
 	return nil

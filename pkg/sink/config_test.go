@@ -22,7 +22,7 @@ func TestConfigDefaultsAndEnv(t *testing.T) {
 	}
 	d := c.WithDefaults()
 	if d.Addr != "127.0.0.1:9000" || d.Database != "wameter" || d.User != "default" ||
-		d.BatchMaxRows != 100_000 || d.DedupHorizon != 100_000 || d.FlushInterval != time.Second {
+		d.BatchMaxRows != 100_000 || d.BatchMinRows != 1000 || d.DedupHorizon != 100_000 || d.FlushInterval != time.Second {
 		t.Fatalf("defaults: %+v", d)
 	}
 
@@ -35,13 +35,14 @@ func TestConfigDefaultsAndEnv(t *testing.T) {
 		"CLICKHOUSE_TLS_SKIP_VERIFY":  "true",
 		"CLICKHOUSE_DIAL_TIMEOUT":     "2s",
 		"WAMETER_SINK_BATCH_MAX_ROWS": "5000",
+		"WAMETER_SINK_BATCH_MIN_ROWS": "500",
 		"WAMETER_SINK_DEDUP_HORIZON":  "42",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Database != "billing" || c.User != "yaml_user" || c.Password != "s3cret" || !c.TLS ||
-		c.DialTimeout != 2*time.Second || c.BatchMaxRows != 5000 || c.DedupHorizon != 42 {
+		c.DialTimeout != 2*time.Second || c.BatchMaxRows != 5000 || c.BatchMinRows != 500 || c.DedupHorizon != 42 {
 		t.Fatalf("env not applied over yaml: %+v", c)
 	}
 	if got := c.addrs(); len(got) != 2 || got[0] != "ch1:9440" || got[1] != "ch2:9440" {
@@ -66,6 +67,7 @@ func TestConfigValidateReportsEverything(t *testing.T) {
 		RetryMin:      time.Minute,
 		RetryMax:      time.Second,
 		BatchMaxRows:  -1,
+		BatchMinRows:  -1,
 		DedupHorizon:  -1,
 	}
 	err := c.Validate()
@@ -74,7 +76,7 @@ func TestConfigValidateReportsEverything(t *testing.T) {
 	}
 	for _, want := range []string{
 		`addr "no-port"`, `addr ":9000"`, "not a plain name", "not both",
-		"password_file", "tls is off", "dial_timeout", "retry_max", "batch_max_rows", "dedup_horizon",
+		"password_file", "tls is off", "dial_timeout", "retry_max", "batch_max_rows", "batch_min_rows", "dedup_horizon",
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)
@@ -82,6 +84,16 @@ func TestConfigValidateReportsEverything(t *testing.T) {
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file error not wrapped: %v", err)
+	}
+}
+
+func TestConfigBatchMinRows(t *testing.T) {
+	if d := (Config{BatchMaxRows: 300}).WithDefaults(); d.BatchMinRows != 300 {
+		t.Errorf("batch_max_rows 300: batch_min_rows defaults to %d, want 300", d.BatchMinRows)
+	}
+	c := Config{BatchMaxRows: 300, BatchMinRows: 301}
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "batch_min_rows 301") {
+		t.Errorf("batch_min_rows above batch_max_rows: %v", err)
 	}
 }
 

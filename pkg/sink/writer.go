@@ -32,8 +32,9 @@ var ErrPending = errors.New("partition has unflushed rows")
 // and sink_offset columns, and all bookkeeping is per (partition, table).
 //
 // Call order: Resume(p) when p is assigned, before its first Add; Add for
-// each record in offset order; Flush every FlushInterval or when Full; then
-// commit offset Committable(p) for each partition. On revoke: stop fetching
+// each record in offset order; Flush when Due (BatchMinRows wait, or
+// FlushInterval has passed since the last Flush); then commit offset
+// Committable(p) for each partition. On revoke: stop fetching
 // p, Flush, commit, Release(p).
 //
 // A row is skipped (counted as a duplicate) when
@@ -81,6 +82,9 @@ type Writer struct {
 	mu    sync.Mutex // guards parts and buf
 	parts map[int32]*partState
 	buf   [len(tables) + 1]tableBatch
+
+	// flushed is when the last Flush returned (Unix nanoseconds).
+	flushed atomic.Int64
 }
 
 // partState is a Writer's bookkeeping for one rows-topic partition.
@@ -122,6 +126,7 @@ func NewWriter(conn clickhouse.Conn, cfg Config, logger *zap.Logger, reg prometh
 		w.buf[t].table = t
 	}
 	w.setHealthy(true)
+	w.flushed.Store(time.Now().UnixNano())
 	return w, nil
 }
 
@@ -289,6 +294,16 @@ func (w *Writer) Pending() int {
 // Full reports whether BatchMaxRows rows wait for Flush.
 func (w *Writer) Full() bool { return w.Pending() >= w.cfg.BatchMaxRows }
 
+// Due reports whether the caller should Flush now: at least BatchMinRows
+// rows wait, or some do and FlushInterval has passed since the last Flush.
+// A trickle of rows is so stored about once per FlushInterval, and a burst
+// as it comes.
+func (w *Writer) Due() bool {
+	n := w.Pending()
+	return n >= w.cfg.BatchMinRows ||
+		(n > 0 && time.Since(time.Unix(0, w.flushed.Load())) >= w.cfg.FlushInterval)
+}
+
 // Committable returns the offset to commit for partition: every record
 // before it is stored in ClickHouse or skipped as stored. ok is false when
 // nothing was made durable since Resume.
@@ -352,6 +367,7 @@ func (w *Writer) Flush(ctx context.Context) error {
 	}
 	clear(w.marks)
 	w.mu.Unlock()
+	w.flushed.Store(time.Now().UnixNano())
 	return nil
 }
 

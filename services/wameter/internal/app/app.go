@@ -174,8 +174,10 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 				stage.Deps{Kafka: cfg.Kafka, Catalog: cat, Accounts: book, Producer: producer, DLQ: dlq, Logger: logger, Registry: reg})
 		case "sink":
 			in = []string{cfg.Topics.Rows}
+			// Batches are handed over after the default BatchWait; the
+			// stage inserts when the writer says an insert is due (a
+			// trickle about once per flush interval), not per batch.
 			cc.BatchSize = 10000
-			cc.BatchWait = time.Second
 			if cfg.Migrate && migrate != nil {
 				if err := migrate(ctx, cfg.ClickHouse, logger); err != nil {
 					return fmt.Errorf("migrate: %w", err)

@@ -62,7 +62,10 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 	return committed, nil
 }
 
-// Handle batches the rows and stores them.
+// Handle batches the rows and stores them once the writer says an insert
+// is due (see sink.Writer.Due): at once for a burst, about once per flush
+// interval for a trickle. It returns the offset up to which rows are
+// stored: rows batched but not yet stored are not committed.
 func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.Message) (int64, error) {
 	var letters []stream.Letter
 	var row sink.Row
@@ -81,7 +84,18 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 			return -1, fmt.Errorf("sink partition %d: dead letters: %w", p, err)
 		}
 	}
-	return s.flush(ctx, p, batch[len(batch)-1].Offset+1)
+	next := batch[len(batch)-1].Offset + 1
+	if s.writer.Pending() == 0 {
+		// Everything was skipped as stored already (or dead-lettered).
+		return s.flush(ctx, p, next)
+	}
+	if !s.writer.Due() {
+		if off, ok := s.writer.Committable(int32(p)); ok {
+			return off, nil
+		}
+		return -1, nil
+	}
+	return s.flush(ctx, p, next)
 }
 
 func (s *Stage) flush(ctx context.Context, p int, next int64) (int64, error) {
