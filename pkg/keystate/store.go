@@ -8,12 +8,12 @@
 // the keys used most recently (at most Config.MaxHot), for the engine to
 // work on. The cold tier holds every other key's state in its binary form
 // (billing.State.AppendBinary) in a byte arena of large []byte chunks. One
-// map from key to a packed word (a position in the arena, or a slot of the
-// hot tier) indexes both; neither the map nor the arena holds pointers, so
-// the garbage collector does not scan them. Get decodes a cold key into the
-// hot tier; when the hot tier is full, a key not used recently goes back to
-// the cold tier (the CLOCK approximation of least recently used: a hit only
-// sets a bit in the entry it touches anyway).
+// hash table from key to a packed word (a position in the arena, or a slot
+// of the hot tier) indexes both; neither the table nor the arena holds
+// pointers, so the garbage collector does not scan them. Get decodes a cold
+// key into the hot tier; when the hot tier is full, a key not used recently
+// goes back to the cold tier (the CLOCK approximation of least recently
+// used: a hit only sets a bit in the entry it touches anyway).
 //
 // The binary form a checkpoint needs (Binary) is written into the arena and
 // kept while the state does not change, so a checkpointed key goes cold
@@ -48,7 +48,7 @@ type Store struct {
 	maxHot int
 	// index locates every key's state: a ref into the arena (cold), or
 	// hotBit|slot (hot).
-	index map[billing.Key]uint64
+	index table
 	arena arena
 	live  int64 // bytes of the arena that some key needs
 	// slots are the hot tier; a free slot is in free. hand is the clock
@@ -84,25 +84,20 @@ func New(cfg Config) *Store {
 	if cfg.MaxHot <= 0 {
 		cfg.MaxHot = DefaultMaxHot
 	}
-	return &Store{maxHot: cfg.MaxHot, index: make(map[billing.Key]uint64), arena: newArena(),
+	return &Store{maxHot: cfg.MaxHot, index: newTable(), arena: newArena(),
 		minGarbage: 4 * chunkSize}
 }
 
 // Len returns how many keys the store holds.
-func (s *Store) Len() int { return len(s.index) }
+func (s *Store) Len() int { return s.index.n }
 
 // Hot returns how many keys are decoded in the hot tier.
 func (s *Store) Hot() int { return len(s.slots) - len(s.free) }
 
-// indexSlotBytes estimates what a key costs in the index (a Go 1.24+ Swiss
-// table: a 24-byte slot and a control byte, between 7/16 and 7/8 of the
-// slots used): measured by BenchmarkIdleFootprint.
-const indexSlotBytes = 48
-
-// Bytes estimates the memory the store holds: the arena (exact), the index
-// and the hot tier's decoded states.
+// Bytes estimates the memory the store holds: the arena and the index
+// (exact), and the hot tier's decoded states.
 func (s *Store) Bytes() int64 {
-	n := s.arena.alloc + int64(len(s.index))*indexSlotBytes
+	n := s.arena.alloc + s.index.bytes()
 	for _, e := range s.slots {
 		n += int64(e.st.HeapBytes()) + 48 // the rest of the entry, its slot
 	}
@@ -113,7 +108,7 @@ func (s *Store) Bytes() int64 {
 // the store does not hold k (which it then does). The error is a cold state
 // that does not decode, which only a bug can cause: the key keeps it.
 func (s *Store) Get(k billing.Key) (*billing.State, error) {
-	v, ok := s.index[k]
+	v, ok := s.index.get(k)
 	if ok && v&hotBit != 0 {
 		i := int32(v &^ hotBit)
 		e := s.slots[i]
@@ -136,7 +131,7 @@ func (s *Store) Get(k billing.Key) (*billing.State, error) {
 		e.st.Reset()
 	}
 	e.key, e.used, e.live = k, true, true
-	s.index[k] = hotBit | uint64(i)
+	s.index.set(k, hotBit|uint64(i))
 	s.maybeCompact()
 	return &e.st, nil
 }
@@ -176,7 +171,7 @@ func (s *Store) takeSlot() int32 {
 // k. The bytes are never written again: the caller may keep them (say, in
 // a message to a producer) for as long as it likes.
 func (s *Store) Binary(k billing.Key) []byte {
-	v, ok := s.index[k]
+	v, ok := s.index.get(k)
 	switch {
 	case !ok:
 		return nil
@@ -199,7 +194,7 @@ func (s *Store) Put(k billing.Key, b []byte) error {
 		return fmt.Errorf("keystate: state of %d/%d: %w", k.PhoneNumberID, k.Customer, err)
 	}
 	s.remove(k)
-	s.index[k] = uint64(s.encode(&s.peek))
+	s.index.set(k, uint64(s.encode(&s.peek)))
 	s.maybeCompact()
 	return nil
 }
@@ -211,16 +206,21 @@ func (s *Store) Delete(k billing.Key) {
 }
 
 func (s *Store) remove(k billing.Key) {
-	v, ok := s.index[k]
-	switch {
-	case !ok:
+	v, ok := s.index.get(k)
+	if !ok {
 		return
-	case v&hotBit != 0:
+	}
+	s.forget(v)
+	s.index.del(k)
+}
+
+// forget releases what index value v holds: a hot slot or arena bytes.
+func (s *Store) forget(v uint64) {
+	if v&hotBit != 0 {
 		s.release(int32(v &^ hotBit))
-	default:
+	} else {
 		s.drop(ref(v))
 	}
-	delete(s.index, k)
 }
 
 // DemoteAll sends every hot key to the cold tier (encoding the changed ones).
@@ -241,7 +241,7 @@ func (s *Store) demote(i int32) {
 		r = s.encode(&e.st)
 	}
 	e.ref = 0
-	s.index[e.key] = uint64(r)
+	s.index.set(e.key, uint64(r))
 	s.release(i)
 }
 
@@ -267,16 +267,15 @@ var maxRecycled = (&billing.State{}).HeapBytes() + 16*32
 // decoded into scratch memory, valid only during the call. f must neither
 // keep nor change st, nor call the store's methods.
 func (s *Store) Range(f func(k billing.Key, st *billing.State) bool) error {
-	for k, v := range s.index {
-		st, err := s.view(k, v)
-		if err != nil {
-			return err
+	var err error
+	s.index.each(func(k billing.Key, v uint64) bool {
+		var st *billing.State
+		if st, err = s.view(k, v); err != nil {
+			return false
 		}
-		if !f(k, st) {
-			return nil
-		}
-	}
-	return nil
+		return f(k, st)
+	})
+	return err
 }
 
 func (s *Store) view(k billing.Key, v uint64) (*billing.State, error) {
@@ -295,17 +294,19 @@ func (s *Store) view(k billing.Key, v uint64) (*billing.State, error) {
 func (s *Store) Sweep(evict func(k billing.Key, st *billing.State) bool) (int, error) {
 	n := 0
 	var errs []error
-	for k, v := range s.index {
+	s.index.sweep(func(k billing.Key, v uint64) bool {
 		st, err := s.view(k, v)
 		if err != nil {
 			errs = append(errs, err)
-			continue
+			return false
 		}
-		if evict(k, st) {
-			s.remove(k)
-			n++
+		if !evict(k, st) {
+			return false
 		}
-	}
+		s.forget(v)
+		n++
+		return true
+	})
 	s.maybeCompact()
 	return n, errors.Join(errs...)
 }
@@ -339,11 +340,12 @@ func (s *Store) maybeCompact() {
 func (s *Store) Compact() {
 	old := s.arena
 	s.arena = newArena()
-	for k, v := range s.index {
+	s.index.each(func(k billing.Key, v uint64) bool {
 		if v&hotBit == 0 {
-			s.index[k] = uint64(s.arena.append(old.bytes(ref(v))))
+			s.index.set(k, uint64(s.arena.append(old.bytes(ref(v)))))
 		}
-	}
+		return true
+	})
 	for _, e := range s.slots {
 		if e.ref != 0 {
 			e.ref = s.arena.append(old.bytes(e.ref))

@@ -222,7 +222,7 @@ func TestHotTierIsBounded(t *testing.T) {
 			t.Fatalf("%d hot keys, bound 8", s.Hot())
 		}
 	}
-	if v := s.index[key(0)]; v&hotBit == 0 {
+	if v, _ := s.index.get(key(0)); v&hotBit == 0 {
 		t.Error("the most used key went cold")
 	}
 	for i := range uint64(1000) {
