@@ -96,17 +96,12 @@ func New(cfg Config, deps stage.Deps) (*Stage, error) {
 	return &Stage{Deps: deps, cfg: cfg, logger: deps.Logger.Named("account"), m: newMetrics(deps.Registry)}, nil
 }
 
-type pending struct {
-	unit   billing.Unit
-	offset int64
-}
-
 type part struct {
 	id       int
 	label    string
 	logger   *zap.Logger
 	ledger   *billing.Ledger
-	heap     []pending
+	waiting  waiting
 	wm       []int64  // per source window partition
 	lastSeq  []uint64 // per source
 	released int64
@@ -177,7 +172,7 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 			// Before the checkpoint: positions are restored; only units
 			// still waiting at the checkpoint are buffered again.
 			if !rec.IsWatermark && rec.Unit.ChargedAt > pt.released {
-				pt.push(pending{rec.Unit, m.Offset})
+				pt.waiting.push(pending{rec.Unit, m.Offset})
 			}
 			continue
 		}
@@ -196,7 +191,7 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 			s.price(pt, &rec.Unit)
 			continue
 		}
-		pt.push(pending{rec.Unit, m.Offset})
+		pt.waiting.push(pending{rec.Unit, m.Offset})
 	}
 	low := int64(math.MaxInt64)
 	for _, w := range pt.wm {
@@ -204,8 +199,8 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 	}
 	if low > pt.released {
 		latest := pt.released
-		for len(pt.heap) > 0 && pt.heap[0].unit.ChargedAt <= low {
-			u := pt.pop().unit
+		for pt.waiting.len() > 0 && pt.waiting.next().chargedAt <= low {
+			u := pt.waiting.pop().unit
 			latest = max(latest, u.ChargedAt)
 			s.price(pt, &u)
 		}
@@ -265,8 +260,8 @@ func (s *Stage) flush(ctx context.Context, pt *part) (int64, error) {
 		pt.rows = pt.rows[:0]
 	}
 	replayFrom := pt.next
-	for i := range pt.heap {
-		replayFrom = min(replayFrom, pt.heap[i].offset)
+	if offset, ok := pt.waiting.minOffset(); ok {
+		replayFrom = min(replayFrom, offset)
 	}
 	meta, err := pt.marshal(replayFrom)
 	if err != nil {
@@ -276,7 +271,7 @@ func (s *Stage) flush(ctx context.Context, pt *part) (int64, error) {
 	if err := s.Producer.WriteMessages(ctx, msg); err != nil {
 		return -1, fmt.Errorf("account partition %d: checkpoint: %w", pt.id, err)
 	}
-	s.m.buffered.WithLabelValues(pt.label).Set(float64(len(pt.heap)))
+	s.m.buffered.WithLabelValues(pt.label).Set(float64(pt.waiting.len()))
 	return replayFrom, nil
 }
 
@@ -340,41 +335,4 @@ func (pt *part) unmarshal(b []byte) (replayFrom int64, err error) {
 	// If the events topic gained partitions since the checkpoint, the new
 	// sources start unknown (MinInt64) and the merge waits for them.
 	return replayFrom, pt.ledger.UnmarshalBinary(b)
-}
-
-func (pt *part) push(p pending) {
-	pt.heap = append(pt.heap, p)
-	j := len(pt.heap) - 1
-	for j > 0 {
-		i := (j - 1) / 2
-		if !billing.UnitLess(&pt.heap[j].unit, &pt.heap[i].unit) {
-			break
-		}
-		pt.heap[i], pt.heap[j] = pt.heap[j], pt.heap[i]
-		j = i
-	}
-}
-
-func (pt *part) pop() pending {
-	top := pt.heap[0]
-	last := len(pt.heap) - 1
-	pt.heap[0] = pt.heap[last]
-	pt.heap = pt.heap[:last]
-	i := 0
-	for {
-		l := 2*i + 1
-		if l >= len(pt.heap) {
-			break
-		}
-		j := l
-		if r := l + 1; r < len(pt.heap) && billing.UnitLess(&pt.heap[r].unit, &pt.heap[l].unit) {
-			j = r
-		}
-		if !billing.UnitLess(&pt.heap[j].unit, &pt.heap[i].unit) {
-			break
-		}
-		pt.heap[i], pt.heap[j] = pt.heap[j], pt.heap[i]
-		i = j
-	}
-	return top
 }

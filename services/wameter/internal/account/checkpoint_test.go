@@ -62,11 +62,11 @@ func TestCheckpointRoundTrip(t *testing.T) {
 func TestHeapOrder(t *testing.T) {
 	pt := newPart(t, 1)
 	for _, at := range []int64{50, 10, 40, 10, 30, 20} {
-		pt.push(pending{unit: billing.Unit{ChargedAt: at, PhoneNumberID: uint64(at % 7)}})
+		pt.waiting.push(pending{unit: billing.Unit{ChargedAt: at, PhoneNumberID: uint64(at % 7)}})
 	}
 	var got []int64
-	for len(pt.heap) > 0 {
-		got = append(got, pt.pop().unit.ChargedAt)
+	for pt.waiting.len() > 0 {
+		got = append(got, pt.waiting.pop().unit.ChargedAt)
 	}
 	if want := []int64{10, 10, 20, 30, 40, 50}; !reflect.DeepEqual(got, want) {
 		t.Errorf("popped %v, want %v", got, want)
