@@ -90,8 +90,21 @@ func run(args []string) error {
 		persistAutoCreatedTopics(cluster, logger)
 	}
 	addr := cluster.ListenAddrs()[0]
+	// Gives consumer groups Kafka's session timeouts, which kfake does not
+	// enforce for every member (see memberSessions).
+	sessionOpts, err := sessionClientOpts(cfg)
+	if err != nil {
+		cluster.Close()
+		return fmt.Errorf("member sessions: %w", err)
+	}
+	sessions, err := startMemberSessions(cluster, addr, logger, sessionOpts...)
+	if err != nil {
+		cluster.Close()
+		return fmt.Errorf("member sessions: %w", err)
+	}
 	if cfg.AddrFile != "" {
 		if err := writeFileAtomic(cfg.AddrFile, []byte(addr+"\n")); err != nil {
+			sessions.stop()
 			cluster.Close()
 			return fmt.Errorf("write addr file: %w", err)
 		}
@@ -120,6 +133,7 @@ func run(args []string) error {
 	go func() {
 		// Close persists the final state (offsets in flight, sequence
 		// windows) into the data dir before returning.
+		sessions.stop()
 		cluster.Close()
 		close(done)
 	}()

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
@@ -12,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 	"go.uber.org/zap"
 )
 
@@ -115,6 +121,49 @@ func startMemberSessions(cluster *kfake.Cluster, addr string, logger *zap.Logger
 	}
 	go s.run()
 	return s, nil
+}
+
+// sessionClientOpts are the options of the client memberSessions talks to
+// its own listener with: the superuser's SASL login, and TLS that accepts
+// only the broker's own certificate.
+func sessionClientOpts(cfg Config) ([]kgo.Opt, error) {
+	var opts []kgo.Opt
+	if cfg.SASLUser != "" {
+		pw, err := cfg.password()
+		if err != nil {
+			return nil, err
+		}
+		switch cfg.SASLMechanism {
+		case "SCRAM-SHA-256":
+			opts = append(opts, kgo.SASL(scram.Auth{User: cfg.SASLUser, Pass: string(pw)}.AsSha256Mechanism()))
+		case "SCRAM-SHA-512":
+			opts = append(opts, kgo.SASL(scram.Auth{User: cfg.SASLUser, Pass: string(pw)}.AsSha512Mechanism()))
+		case "PLAIN":
+			opts = append(opts, kgo.SASL(plain.Auth{User: cfg.SASLUser, Pass: string(pw)}.AsMechanism()))
+		default:
+			return nil, fmt.Errorf("sasl mechanism %q", cfg.SASLMechanism)
+		}
+	}
+	if cfg.TLSCertFile != "" {
+		pair, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls key pair: %w", err)
+		}
+		own := pair.Certificate[0]
+		opts = append(opts, kgo.DialTLSConfig(&tls.Config{
+			MinVersion: tls.VersionTLS12,
+			// The peer is this process: its certificate is known
+			// exactly, whatever names it carries or CA signed it.
+			InsecureSkipVerify: true,
+			VerifyPeerCertificate: func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+				if len(rawCerts) == 0 || !bytes.Equal(rawCerts[0], own) {
+					return errors.New("not the broker's own certificate")
+				}
+				return nil
+			},
+		}))
+	}
+	return opts, nil
 }
 
 func newMemberSessions(cluster *kfake.Cluster, logger *zap.Logger, request func(context.Context, kmsg.Request) (kmsg.Response, error)) *memberSessions {

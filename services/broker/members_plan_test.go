@@ -1,13 +1,20 @@
 package main
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.uber.org/zap"
+
+	"github.com/wameter/wameter/pkg/testenv"
 )
 
 func TestMemberSessionsPlan(t *testing.T) {
@@ -110,5 +117,53 @@ func TestMemberSessionsPlan(t *testing.T) {
 	s.plan("g", nil, at(time.Minute))
 	if len(s.groups) != 0 || len(s.members) != 0 {
 		t.Errorf("after the group is gone: %d groups, %d members remembered", len(s.groups), len(s.members))
+	}
+}
+
+// The client memberSessions acts through logs in to a broker with SASL and
+// TLS on.
+func TestSessionClientOverSASLAndTLS(t *testing.T) {
+	certs := testenv.NewCerts(t)
+	pwFile := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pwFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, mech := range saslMechanisms {
+		cfg := defaultConfig(func(string) string { return "" })
+		cfg.Addr = "127.0.0.1:0"
+		cfg.SASLUser, cfg.SASLMechanism, cfg.SASLPasswordFile = "admin", mech, pwFile
+		cfg.TLSCertFile, cfg.TLSKeyFile = certs.CertFile, certs.KeyFile
+		opts, err := clusterOpts(cfg, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cluster, err := kfake.NewCluster(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clientOpts, err := sessionClientOpts(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		client, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()[0]), kgo.RequestRetries(0)}, clientOpts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		req := kmsg.NewPtrHeartbeatRequest()
+		req.Group, req.MemberID, req.Generation = "g", "m", 1
+		resp, err := client.Request(ctx, req)
+		cancel()
+		client.Close()
+		cluster.Close()
+		if err != nil {
+			t.Errorf("%s over TLS: %v", mech, err)
+			continue
+		}
+		// The group does not exist: the coordinator answers, it does
+		// not refuse the client.
+		if code := resp.(*kmsg.HeartbeatResponse).ErrorCode; code != kerr.GroupIDNotFound.Code && code != kerr.UnknownMemberID.Code {
+			t.Errorf("%s over TLS: heartbeat answered %v", mech, kerr.ErrorForCode(code))
+		}
 	}
 }
