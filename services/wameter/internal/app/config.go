@@ -7,9 +7,13 @@ package app
 import (
 	"errors"
 	"fmt"
+	"math"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/dustin/go-humanize"
 
 	"github.com/wameter/wameter/pkg/sink"
 	"github.com/wameter/wameter/pkg/stream"
@@ -33,6 +37,16 @@ type Config struct {
 	IdleFlush time.Duration `env:"WAMETER_IDLE_FLUSH" envDefault:"30s"`
 	// MessageMemory: how long a customer's outbound messages are remembered (see billing).
 	MessageMemory time.Duration `env:"WAMETER_MESSAGE_MEMORY" envDefault:"168h"`
+	// BufferMemory bounds the window stage's reorder buffers in this
+	// process, shared equally by the WAMETER_PARTITIONS partitions (a fixed
+	// share, so one process owning every partition stays within it): past
+	// its share a partition spills buffered events to SpillDir, sorted, and
+	// merges them back at release. 0: unbounded. The Go heap peaks at about
+	// 1.75× this; size it at about 40% of the container's memory.
+	BufferMemory Bytes `env:"WAMETER_BUFFER_MEMORY" envDefault:"1GiB"`
+	// SpillDir holds the spill files (a cache: replaced from Kafka after a
+	// crash). On real disk, not tmpfs. Default: $TMPDIR/wameter-spill.
+	SpillDir string `env:"WAMETER_SPILL_DIR"`
 	// OpsAddr is the ops server's listen address; empty disables it.
 	OpsAddr string `env:"WAMETER_OPS_ADDR" envDefault:"127.0.0.1:9464"`
 	// Migrate: the sink applies schemas/ to the database at start.
@@ -49,6 +63,44 @@ type Config struct {
 	SessionTimeout time.Duration `env:"WAMETER_SESSION_TIMEOUT" envDefault:"30s"`
 	// GroupPrefix prefixes each role's consumer group: <prefix>-<role>.
 	GroupPrefix string `env:"WAMETER_GROUP_PREFIX" envDefault:"wameter"`
+}
+
+// Bytes is a size from the environment: 512MiB, 1GiB, 2GB, 1073741824.
+type Bytes int64
+
+// UnmarshalText parses a size with an optional unit (go-humanize).
+func (b *Bytes) UnmarshalText(text []byte) error {
+	n, err := humanize.ParseBytes(string(text))
+	if err != nil {
+		return fmt.Errorf("size %q: want a number of bytes with an optional unit, like 512MiB", text)
+	}
+	if n > math.MaxInt64 {
+		return fmt.Errorf("%s: too large", text)
+	}
+	*b = Bytes(n)
+	return nil
+}
+
+func (b Bytes) String() string { return humanize.IBytes(uint64(b)) }
+
+// minBufferShare is the smallest per-partition reorder buffer share: below
+// it a busy partition would spill every few batches.
+const minBufferShare = 8 << 20
+
+// BufferShare is each partition's share of BufferMemory (0: unbounded).
+func (c *Config) BufferShare() int64 {
+	if c.BufferMemory <= 0 || c.Partitions <= 0 {
+		return 0
+	}
+	return int64(c.BufferMemory) / int64(c.Partitions)
+}
+
+// SpillPath is SpillDir or its default.
+func (c *Config) SpillPath() string {
+	if c.SpillDir != "" {
+		return c.SpillDir
+	}
+	return filepath.Join(os.TempDir(), "wameter-spill")
 }
 
 // Topics are the topic names; the first three are the public contract.
@@ -98,6 +150,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Partitions <= 0 || c.ReplicationFactor <= 0 {
 		errs = append(errs, errors.New("WAMETER_PARTITIONS and WAMETER_REPLICATION_FACTOR must be positive"))
+	}
+	if c.BufferMemory < 0 {
+		errs = append(errs, errors.New("WAMETER_BUFFER_MEMORY must not be negative"))
+	} else if share := c.BufferShare(); c.BufferMemory > 0 && share < minBufferShare {
+		errs = append(errs, fmt.Errorf("WAMETER_BUFFER_MEMORY %s gives each of the %d partitions %s: at least %s each (or 0 for unbounded)",
+			c.BufferMemory, c.Partitions, Bytes(share), Bytes(minBufferShare)))
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -24,12 +25,27 @@ func TestLoadConfigFromEnvironment(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("valid configuration rejected: %v", err)
 	}
+	if cfg.BufferMemory != 1<<30 || cfg.BufferShare() != 1<<28 {
+		t.Errorf("default buffer memory %d, share %d: want 1GiB over 4 partitions", cfg.BufferMemory, cfg.BufferShare())
+	}
+	sized, err := LoadConfig(map[string]string{"WAMETER_BUFFER_MEMORY": "512MiB", "WAMETER_PARTITIONS": "8"})
+	if err != nil || sized.BufferShare() != 64<<20 {
+		t.Errorf("WAMETER_BUFFER_MEMORY=512MiB over 8 partitions: share %d, %v; want 64MiB", sized.BufferShare(), err)
+	}
+	if _, err := LoadConfig(map[string]string{"WAMETER_BUFFER_MEMORY": "lots"}); err == nil || !strings.Contains(err.Error(), `size "lots"`) {
+		t.Errorf("WAMETER_BUFFER_MEMORY=lots: %v, want an error quoting it", err)
+	}
 	bad, err := LoadConfig(map[string]string{"WAMETER_IDLE_FLUSH": "0s", "WAMETER_MESSAGE_MEMORY": "1h", "WAMETER_PARTITIONS": "0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = bad.Validate()
-	for _, want := range []string{"WAMETER_IDLE_FLUSH", "WAMETER_MESSAGE_MEMORY", "WAMETER_PARTITIONS"} {
+	small, err2 := LoadConfig(map[string]string{"WAMETER_BUFFER_MEMORY": "16MiB"})
+	if err2 != nil {
+		t.Fatal(err2)
+	}
+	err = errors.Join(err, small.Validate())
+	for _, want := range []string{"WAMETER_IDLE_FLUSH", "WAMETER_MESSAGE_MEMORY", "WAMETER_PARTITIONS", "WAMETER_BUFFER_MEMORY 16 MiB gives each of the 4 partitions 4.0 MiB"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v: want a problem naming %s", err, want)
 		}
