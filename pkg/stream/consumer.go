@@ -70,17 +70,14 @@ type ConsumerConfig struct {
 
 	// MinBytes, MaxBytes and MaxWait shape each fetch request: the broker
 	// answers once MinBytes are there or MaxWait has passed, with at most
-	// MaxBytes. MaxWait also bounds how long a revoked partition's fetch
-	// takes to stop. kafka-go asks the broker to wait only 3/4 of a MaxWait
-	// under 1s and gives up on the connection at MaxWait, so a very short
-	// MaxWait on a busy broker means reconnects. Defaults 1 byte, 4 MiB,
-	// 500ms.
+	// MaxBytes, which each partition then holds in memory (decompressed)
+	// while it hands the records over. Defaults 1 byte, 4 MiB, 500ms.
 	MinBytes int           `yaml:"min_bytes"`
 	MaxBytes int           `yaml:"max_bytes"`
 	MaxWait  time.Duration `yaml:"max_wait"`
-	// QueueCapacity is how many fetched records each partition's reader
-	// buffers ahead of the handler (the hand-off to the partition's
-	// goroutine holds up to BatchSize more). Default BatchSize.
+	// QueueCapacity is how many fetched records each partition buffers
+	// ahead of the handler, besides the BatchSize of the hand-off to the
+	// partition's goroutine. Default BatchSize.
 	QueueCapacity int `yaml:"queue_capacity"`
 
 	// BatchSize and BatchWait bound a Handle batch: it is handed over when
