@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/rand/v2"
+	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/wameter/wameter/pkg/billing"
+	"github.com/wameter/wameter/pkg/pricing"
 )
 
 // stateBytes returns the version 1 binary form (as old changelogs hold it)
@@ -303,5 +306,74 @@ func TestLargeState(t *testing.T) {
 	s.DemoteAll()
 	if got := s.Binary(key(1)); !bytes.Equal(got, want) {
 		t.Fatalf("large state changed by a round trip through the hot tier")
+	}
+}
+
+// The engine run through a store that constantly moves states between its
+// tiers, compacts, and restores from its own checkpoints derives exactly
+// what it derives from states that never leave memory.
+func TestEngineThroughStoreMatchesPlainStates(t *testing.T) {
+	// The same day of traffic in the CBP era (conversations), then in PMP.
+	pmp := benchTraffic(300, 6)
+	evs := slices.Clone(pmp)
+	for i := range evs {
+		evs[i].Time -= 150 * 86400
+	}
+	evs = append(evs, pmp...)
+	cat, err := pricing.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(get func(billing.Key) *billing.State, afterEvent func(i int)) billing.Output {
+		eng, _ := billing.New(billing.Config{Catalog: cat})
+		var out billing.Output
+		for i := range evs {
+			eng.Apply(get(billing.KeyOf(&evs[i])), &evs[i], &out)
+			afterEvent(i)
+		}
+		return out
+	}
+	plain := map[billing.Key]*billing.State{}
+	want := run(func(k billing.Key) *billing.State {
+		if plain[k] == nil {
+			plain[k] = &billing.State{}
+		}
+		return plain[k]
+	}, func(int) {})
+
+	rng := rand.New(rand.NewPCG(5, 5))
+	s := New(Config{MaxHot: 3})
+	s.minGarbage = 0
+	got := run(func(k billing.Key) *billing.State {
+		st, err := s.Get(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}, func(i int) {
+		k := billing.KeyOf(&evs[i])
+		switch rng.IntN(10) {
+		case 0:
+			s.DemoteAll()
+		case 1: // a restart: every state from its checkpoint
+			restored := New(Config{MaxHot: 3})
+			var keys []billing.Key
+			s.Range(func(k billing.Key, _ *billing.State) bool { keys = append(keys, k); return true })
+			for _, k := range keys {
+				if err := restored.Put(k, s.Binary(k)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s = restored
+		case 2:
+			s.Binary(k)
+		}
+	})
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("through the store: %d units, %d conversations; want %d, %d",
+			len(got.Units), len(got.Conversations), len(want.Units), len(want.Conversations))
+	}
+	if len(want.Units) < 100 || len(want.Conversations) == 0 {
+		t.Fatalf("traffic derived %d units, %d conversations: too little to prove anything", len(want.Units), len(want.Conversations))
 	}
 }
