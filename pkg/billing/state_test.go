@@ -110,3 +110,29 @@ func FuzzStateUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkStateBinary measures a typical state's round trip through its
+// binary form, which the window's state store pays when a cold key
+// returns (decode) and at a checkpoint (encode).
+func BenchmarkStateBinary(b *testing.B) {
+	var st State
+	if err := st.UnmarshalBinary(v1State()); err != nil {
+		b.Fatal(err)
+	}
+	enc, _ := st.MarshalBinary()
+	b.Run("decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := st.UnmarshalBinary(enc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 128)
+		for b.Loop() {
+			buf, _ = st.AppendBinary(buf[:0])
+		}
+	})
+}
