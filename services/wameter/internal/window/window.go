@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wameter/wameter/pkg/billing"
+	"github.com/wameter/wameter/pkg/keystate"
 	"github.com/wameter/wameter/pkg/reorder"
 	"github.com/wameter/wameter/pkg/sink"
 	"github.com/wameter/wameter/pkg/stream"
@@ -85,6 +86,7 @@ type metrics struct {
 	units         prometheus.Counter
 	conversations prometheus.Counter
 	keys          *prometheus.GaugeVec // partition
+	stateBytes    *prometheus.GaugeVec // partition
 	buffered      *prometheus.GaugeVec // partition
 	unknownKind   prometheus.Counter
 	restored      prometheus.Counter
@@ -101,6 +103,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Conversation rows emitted."}),
 		keys: f.NewGaugeVec(prometheus.GaugeOpts{Name: "wameter_window_state_keys",
 			Help: "Per-key states held, by partition."}, []string{"partition"}),
+		stateBytes: f.NewGaugeVec(prometheus.GaugeOpts{Name: "wameter_window_state_bytes",
+			Help: "Memory the per-key states hold (estimate: arena, index, decoded hot states), by partition."}, []string{"partition"}),
 		buffered: f.NewGaugeVec(prometheus.GaugeOpts{Name: "wameter_window_buffered_events",
 			Help: "Events waiting for the watermark, by partition."}, []string{"partition"}),
 		unknownKind: f.NewCounter(prometheus.CounterOpts{Name: "wameter_window_unknown_kind_total",
@@ -129,7 +133,7 @@ type part struct {
 	logger *zap.Logger
 	buf    *reorder.Buffer
 	eng    *billing.Engine
-	states map[billing.Key]*billing.State
+	states *keystate.Store
 	dirty  map[billing.Key]struct{}
 	seq    uint64 // last unit sequence number emitted
 	// replayUntil: records below this offset were read before the
@@ -162,11 +166,11 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 	}
 	pt := &part{id: p, label: strconv.Itoa(p), logger: s.logger.With(zap.Int("partition", p)),
 		buf: reorder.New(int64(s.cfg.Lateness / time.Second)), eng: eng,
-		states: make(map[billing.Key]*billing.State), dirty: make(map[billing.Key]struct{}),
+		states: keystate.New(keystate.Config{}), dirty: make(map[billing.Key]struct{}),
 		lastInput: s.now()}
 	var meta *checkpoint
 	started := time.Now()
-	reset := func() { meta = nil; clear(pt.states) }
+	reset := func() { meta = nil; pt.states.Clear() }
 	retry := func(err error) { pt.logger.Warn("restore from the changelog failed; retrying", zap.Error(err)) }
 	n, err := changelog.RestoreRetrying(ctx, s.Kafka, s.cfg.StateTopic, p, reset, func(key, value []byte) error {
 		switch {
@@ -179,14 +183,10 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 		case len(key) == 17 && key[0] == 's':
 			k := billing.Key{PhoneNumberID: binary.BigEndian.Uint64(key[1:9]), Customer: binary.BigEndian.Uint64(key[9:17])}
 			if value == nil {
-				delete(pt.states, k)
+				pt.states.Delete(k)
 				return nil
 			}
-			st := &billing.State{}
-			if err := st.UnmarshalBinary(value); err != nil {
-				return fmt.Errorf("state of %d/%d: %w", k.PhoneNumberID, k.Customer, err)
-			}
-			pt.states[k] = st
+			return pt.states.Put(k, value)
 		}
 		return nil
 	}, retry)
@@ -203,9 +203,11 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 		pt.logger.Warn("no checkpoint in the changelog but a committed offset: starting with empty state",
 			zap.Int64("committed", committed))
 	}
-	s.m.restored.Add(float64(len(pt.states)))
-	s.m.keys.WithLabelValues(pt.label).Set(float64(len(pt.states)))
-	pt.logger.Info("partition assigned", zap.Int("changelog_records", n), zap.Int("keys", len(pt.states)),
+	s.m.restored.Add(float64(pt.states.Len()))
+	s.m.keys.WithLabelValues(pt.label).Set(float64(pt.states.Len()))
+	s.m.stateBytes.WithLabelValues(pt.label).Set(float64(pt.states.Bytes()))
+	pt.logger.Info("partition assigned", zap.Int("changelog_records", n), zap.Int("keys", pt.states.Len()),
+		zap.Int64("state_bytes", pt.states.Bytes()),
 		zap.Int64("start", start), zap.Int64("replay_until", pt.replayUntil), zap.Duration("restore", time.Since(started)))
 	s.parts.Put(p, pt)
 	return start, nil
@@ -277,6 +279,7 @@ func (s *Stage) Revoked(ctx context.Context, topic string, p int) (int64, error)
 	commit, err := s.flush(ctx, pt)
 	s.parts.Delete(p)
 	s.m.keys.DeleteLabelValues(pt.label)
+	s.m.stateBytes.DeleteLabelValues(pt.label)
 	s.m.buffered.DeleteLabelValues(pt.label)
 	return commit, err
 }
@@ -289,13 +292,12 @@ const sweepEvery = 3600
 func (s *Stage) release(pt *part, upTo int64) {
 	pt.buf.Release(upTo, func(it *reorder.Item) {
 		k := billing.KeyOf(&it.Event)
-		st := pt.states[k]
-		if st == nil {
-			st = &billing.State{}
-			pt.states[k] = st
-		}
 		pt.out.Reset()
-		if err := apply(pt.eng, st, &it.Event, &pt.out); err != nil {
+		st, err := pt.states.Get(k)
+		if err == nil {
+			err = apply(pt.eng, st, &it.Event, &pt.out)
+		}
+		if err != nil {
 			// A bug, not bad input: never stop the partition on it.
 			// Dead-letter the event with its coordinates and go on.
 			s.m.events.WithLabelValues("engine_failure").Inc()
@@ -329,11 +331,16 @@ func (s *Stage) release(pt *part, upTo int64) {
 	released := pt.buf.Released()
 	if released-pt.lastSweep >= sweepEvery {
 		memory := pt.eng.MessageMemory()
-		for k, st := range pt.states {
-			if st.Idle(released, memory) {
-				delete(pt.states, k)
-				pt.dirty[k] = struct{}{}
+		_, err := pt.states.Sweep(func(k billing.Key, st *billing.State) bool {
+			if !st.Idle(released, memory) {
+				return false
 			}
+			pt.dirty[k] = struct{}{}
+			return true
+		})
+		if err != nil {
+			// A bug: the key keeps its state, and the partition goes on.
+			pt.logger.Error("idle sweep could not read states", zap.Error(err))
 		}
 		pt.lastSweep = released
 	}
@@ -389,7 +396,8 @@ func (s *Stage) flush(ctx context.Context, pt *part) (int64, error) {
 	if err := s.checkpoint(ctx, pt); err != nil {
 		return -1, err
 	}
-	s.m.keys.WithLabelValues(pt.label).Set(float64(len(pt.states)))
+	s.m.keys.WithLabelValues(pt.label).Set(float64(pt.states.Len()))
+	s.m.stateBytes.WithLabelValues(pt.label).Set(float64(pt.states.Bytes()))
 	s.m.buffered.WithLabelValues(pt.label).Set(float64(pt.buf.Len()))
 	if min := pt.buf.MinOffset(); min >= 0 {
 		return min, nil
@@ -405,11 +413,8 @@ func (s *Stage) checkpoint(ctx context.Context, pt *part) error {
 		key := append(pt.bytes.Begin(17), 's')
 		key = binary.BigEndian.AppendUint64(key, k.PhoneNumberID)
 		key = pt.bytes.End(binary.BigEndian.AppendUint64(key, k.Customer))
-		var value []byte
-		if st := pt.states[k]; st != nil {
-			value, _ = st.AppendBinary(pt.bytes.Begin(rowSizeHint))
-			value = pt.bytes.End(value)
-		}
+		// The store's binary form is immutable: the producer may hold it.
+		value := pt.states.Binary(k)
 		msgs = append(msgs, stream.WithPartition(kafka.Message{Topic: s.cfg.StateTopic, Key: key, Value: value}, pt.id))
 	}
 	replayFrom := pt.buf.MinOffset()
