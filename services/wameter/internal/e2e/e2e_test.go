@@ -432,10 +432,13 @@ func TestPipelineSurvivesKills(t *testing.T) {
 			s.produce(ctx, recs[i:min(i+chunk, len(recs))], seed+uint64(i))
 			time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
 			if rng.IntN(3) > 0 {
-				// Kill once every consumer group has synced: kfake keeps
-				// a member that died between JoinGroup and SyncGroup for
-				// the rebalance timeout and, seen here, sometimes never
-				// gives its partitions back (an open item of issue 4).
+				// Kill once every consumer group of the process has
+				// started a generation. The broker now expires members
+				// that die while they join (services/broker
+				// memberSessions), but a process killed before its
+				// first generation still leaves this test stalled or
+				// with different charge ids in 4 of 4 runs (not
+				// diagnosed yet; TestChaos kills at any moment).
 				s.waitSynced(proc)
 				if err := proc.Kill(); err != nil {
 					t.Fatalf("kill: %v", err)
