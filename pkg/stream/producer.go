@@ -302,11 +302,13 @@ func messageSize(m *kafka.Message) int64 {
 	return n
 }
 
-// partitionBatch is the messages of one produce request.
+// partitionBatch is the messages of one produce request: msgs[i] for i in
+// index (positions in the caller's slice, which is not copied).
 type partitionBatch struct {
 	topic     string
 	partition int
 	msgs      []kafka.Message
+	index     []int32
 }
 
 // writeOnce routes msgs to their partitions and sends their produce
@@ -343,10 +345,12 @@ func (p *Producer) writeOnce(ctx context.Context, msgs []kafka.Message) (failed 
 		for j := range batches {
 			b := &batches[j]
 			if j < sent[i] {
-				p.metrics.messages.WithLabelValues(b.topic).Add(float64(len(b.msgs)))
+				p.metrics.messages.WithLabelValues(b.topic).Add(float64(len(b.index)))
 				continue
 			}
-			failed = append(failed, b.msgs...)
+			for _, k := range b.index {
+				failed = append(failed, b.msgs[k])
+			}
 		}
 		if e := errs[i]; e != nil {
 			// A final error wins over retriable ones: retrying cannot help.
@@ -362,14 +366,15 @@ func (p *Producer) writeOnce(ctx context.Context, msgs []kafka.Message) (failed 
 // partition's share into requests of at most BatchSize messages and
 // BatchBytes bytes.
 func (p *Producer) route(ctx context.Context, msgs []kafka.Message) ([][]partitionBatch, error) {
-	type topicPartition struct {
+	type group struct {
 		topic     string
 		partition int
+		index     []int32
 	}
+	// A call touches a few partitions: a short list beats a map.
+	var groups []group
 	var partitions []int // of the topic last looked up
 	lastTopic := ""
-	index := make(map[topicPartition][]int32)
-	var order []topicPartition
 	var bal Balancer
 	for i := range msgs {
 		m := &msgs[i]
@@ -385,30 +390,34 @@ func (p *Producer) route(ctx context.Context, msgs []kafka.Message) ([][]partiti
 			}
 			partition = bal.Balance(*m, partitions...)
 		}
-		key := topicPartition{m.Topic, partition}
-		if _, ok := index[key]; !ok {
-			order = append(order, key)
+		g := -1
+		for j := range groups {
+			if groups[j].partition == partition && groups[j].topic == m.Topic {
+				g = j
+				break
+			}
 		}
-		index[key] = append(index[key], int32(i))
+		if g < 0 {
+			g = len(groups)
+			groups = append(groups, group{topic: m.Topic, partition: partition})
+		}
+		groups[g].index = append(groups[g].index, int32(i))
 	}
-	parts := make([][]partitionBatch, 0, len(order))
-	for _, key := range order {
+	parts := make([][]partitionBatch, 0, len(groups))
+	for _, g := range groups {
 		var batches []partitionBatch
-		var b partitionBatch
+		from := 0
 		var bytes int64
-		for _, i := range index[key] {
+		for j, i := range g.index {
 			size := messageSize(&msgs[i])
-			if len(b.msgs) > 0 && (len(b.msgs) >= p.cfg.BatchSize || bytes+size > p.cfg.BatchBytes) {
-				batches = append(batches, b)
-				b, bytes = partitionBatch{}, 0
+			if j > from && (j-from >= p.cfg.BatchSize || bytes+size > p.cfg.BatchBytes) {
+				batches = append(batches, partitionBatch{topic: g.topic, partition: g.partition, msgs: msgs, index: g.index[from:j]})
+				from, bytes = j, 0
 			}
-			if b.msgs == nil {
-				b = partitionBatch{topic: key.topic, partition: key.partition, msgs: make([]kafka.Message, 0, min(len(index[key]), p.cfg.BatchSize))}
-			}
-			b.msgs = append(b.msgs, msgs[i])
 			bytes += size
 		}
-		parts = append(parts, append(batches, b))
+		batches = append(batches, partitionBatch{topic: g.topic, partition: g.partition, msgs: msgs, index: g.index[from:]})
+		parts = append(parts, batches)
 	}
 	return parts, nil
 }
@@ -462,7 +471,7 @@ func (p *Producer) produce(ctx context.Context, b *partitionBatch) error {
 		Partition:    b.partition,
 		RequiredAcks: kafka.RequireAll,
 		Compression:  p.codec,
-		Records:      &messageRecords{msgs: b.msgs},
+		Records:      &messageRecords{msgs: b.msgs, index: b.index},
 	})
 	if err != nil {
 		return err
@@ -480,18 +489,19 @@ func (p *Producer) produce(ctx context.Context, b *partitionBatch) error {
 // Time is sent as is, and the broker's append time applies.
 type messageRecords struct {
 	msgs   []kafka.Message
-	index  int
+	index  []int32 // the messages to read, in order
+	next   int
 	record kafka.Record
 	key    bytesReader
 	value  bytesReader
 }
 
 func (r *messageRecords) ReadRecord() (*kafka.Record, error) {
-	if r.index >= len(r.msgs) {
+	if r.next >= len(r.index) {
 		return nil, io.EOF
 	}
-	m := &r.msgs[r.index]
-	r.index++
+	m := &r.msgs[r.index[r.next]]
+	r.next++
 	r.record = kafka.Record{Time: m.Time, Headers: m.Headers}
 	if m.Key != nil {
 		r.key.Reset(m.Key)
