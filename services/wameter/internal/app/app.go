@@ -77,7 +77,8 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	logger.Info("starting", zap.Strings("roles", roles), zap.Object("kafka", cfg.Kafka), zap.Object("clickhouse", cfg.ClickHouse),
-		zap.Duration("lateness", cfg.Lateness), zap.Duration("idle_flush", cfg.IdleFlush))
+		zap.Duration("lateness", cfg.Lateness), zap.Duration("idle_flush", cfg.IdleFlush),
+		zap.Stringer("buffer_memory", cfg.BufferMemory), zap.String("spill_dir", cfg.SpillPath()))
 
 	// The ops server starts first (so a stuck start-up is visible); what
 	// readiness looks at is published to it as it is built.
@@ -164,7 +165,8 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 			cc.IdleInterval = min(cfg.IdleFlush/20, 250*time.Millisecond)
 			h, err = window.New(window.Config{EventsTopic: cfg.Topics.Events, UnitsTopic: cfg.Topics.Units,
 				RowsTopic: cfg.Topics.Rows, StateTopic: cfg.Topics.WindowState, UnitsPartitions: topics[cfg.Topics.Units],
-				Lateness: cfg.Lateness, IdleFlush: cfg.IdleFlush, MessageMemory: cfg.MessageMemory},
+				Lateness: cfg.Lateness, IdleFlush: cfg.IdleFlush, MessageMemory: cfg.MessageMemory,
+				BufferBytes: cfg.BufferShare(), SpillDir: cfg.SpillPath()},
 				stage.Deps{Kafka: cfg.Kafka, Catalog: cat, Accounts: book, Producer: producer, DLQ: dlq, Logger: logger, Registry: reg})
 		case "account":
 			in = []string{cfg.Topics.Units}

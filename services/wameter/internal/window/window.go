@@ -12,7 +12,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -48,6 +51,10 @@ type Config struct {
 	IdleFlush time.Duration
 	// MessageMemory: see billing.Config.
 	MessageMemory time.Duration
+	// BufferBytes bounds each partition's reorder buffer in memory; past
+	// it, events spill to sorted run files under SpillDir (0: unbounded).
+	BufferBytes int64
+	SpillDir    string
 }
 
 // Validate reports every problem at once.
@@ -67,6 +74,12 @@ func (c *Config) Validate() error {
 	}
 	if c.IdleFlush <= 0 {
 		errs = append(errs, errors.New("window: idle flush must be positive"))
+	}
+	if c.BufferBytes < 0 {
+		errs = append(errs, errors.New("window: buffer bytes must not be negative"))
+	}
+	if c.BufferBytes > 0 && c.SpillDir == "" {
+		errs = append(errs, errors.New("window: a buffer bound needs a spill directory"))
 	}
 	return errors.Join(errs...)
 }
@@ -88,6 +101,10 @@ type metrics struct {
 	keys          *prometheus.GaugeVec // partition
 	stateBytes    *prometheus.GaugeVec // partition
 	buffered      *prometheus.GaugeVec // partition
+	spilled       *prometheus.GaugeVec // partition
+	bufferBytes   *prometheus.GaugeVec // partition
+	spills        prometheus.Counter
+	spillBytes    prometheus.Counter
 	unknownKind   prometheus.Counter
 	restored      prometheus.Counter
 }
@@ -106,7 +123,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		stateBytes: f.NewGaugeVec(prometheus.GaugeOpts{Name: "wameter_window_state_bytes",
 			Help: "Memory the per-key states hold (estimate: arena, index, decoded hot states), by partition."}, []string{"partition"}),
 		buffered: f.NewGaugeVec(prometheus.GaugeOpts{Name: "wameter_window_buffered_events",
-			Help: "Events waiting for the watermark, by partition."}, []string{"partition"}),
+			Help: "Events waiting for the watermark (in memory and spilled), by partition."}, []string{"partition"}),
+		spilled: f.NewGaugeVec(prometheus.GaugeOpts{Name: "wameter_window_spilled_events",
+			Help: "Events waiting for the watermark in spill files on disk, by partition."}, []string{"partition"}),
+		bufferBytes: f.NewGaugeVec(prometheus.GaugeOpts{Name: "wameter_window_buffer_bytes",
+			Help: "Estimated memory of the events waiting for the watermark in memory, by partition (bounded by WAMETER_BUFFER_MEMORY)."}, []string{"partition"}),
+		spills: f.NewCounter(prometheus.CounterOpts{Name: "wameter_window_spills_total",
+			Help: "Reorder buffers written to disk because they reached their memory share."}),
+		spillBytes: f.NewCounter(prometheus.CounterOpts{Name: "wameter_window_spill_written_bytes_total",
+			Help: "Bytes written to spill files (spills and merges of them)."}),
 		unknownKind: f.NewCounter(prometheus.CounterOpts{Name: "wameter_window_unknown_kind_total",
 			Help: "Delivered messages whose kind (template category or not) is unknown: no row."}),
 		restored: f.NewCounter(prometheus.CounterOpts{Name: "wameter_window_restored_keys_total",
@@ -146,6 +171,8 @@ type part struct {
 	publishedOK bool
 	lastSweep   int64
 	unknownSeen uint64
+	// spills and spillWritten: the buffer's totals already counted.
+	spills, spillWritten int64
 
 	out     billing.Output
 	bytes   slab.Slab // keys and values of units, rows and checkpoints
@@ -164,8 +191,13 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 	if err != nil {
 		return 0, err
 	}
+	buf, err := reorder.NewWithOptions(int64(s.cfg.Lateness/time.Second), reorder.Options{
+		MaxBytes: s.cfg.BufferBytes, SpillDir: s.spillDir(topic, p)})
+	if err != nil {
+		return 0, fmt.Errorf("window partition %d: reorder buffer: %w", p, err)
+	}
 	pt := &part{id: p, label: strconv.Itoa(p), logger: s.logger.With(zap.Int("partition", p)),
-		buf: reorder.New(int64(s.cfg.Lateness / time.Second)), eng: eng,
+		buf: buf, eng: eng,
 		states: keystate.New(keystate.Config{}), dirty: make(map[billing.Key]struct{}),
 		lastInput: s.now()}
 	var meta *checkpoint
@@ -191,6 +223,7 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 		return nil
 	}, retry)
 	if err != nil {
+		_ = buf.Close()
 		return 0, fmt.Errorf("window partition %d: restore: %w", p, err)
 	}
 	start := committed
@@ -256,7 +289,40 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 	pt.lastInput = s.now()
 	pt.idle = false
 	s.release(pt, pt.buf.Ready())
+	if err := s.bufferFailed(pt); err != nil {
+		return -1, err
+	}
 	return s.flush(ctx, pt)
+}
+
+// spillDir is where partition p's reorder buffer spills: its own folder,
+// so that a new buffer of the partition removes only its stale files.
+func (s *Stage) spillDir(topic string, p int) string {
+	if s.cfg.BufferBytes == 0 {
+		return ""
+	}
+	safe := strings.Map(func(r rune) rune {
+		if r == '/' || r == os.PathSeparator || r == 0 {
+			return '_'
+		}
+		return r
+	}, topic)
+	return filepath.Join(s.cfg.SpillDir, safe+"-"+strconv.Itoa(p))
+}
+
+// bufferFailed returns the reorder buffer's error (a spill file could not
+// be written or read back). The buffer has then dropped events, so nothing
+// it released in this batch may be written or checkpointed: the partition
+// stops with the error, and its next owner replays from the last
+// checkpoint, which still covers every event the buffer held.
+func (s *Stage) bufferFailed(pt *part) error {
+	err := pt.buf.Err()
+	if err == nil {
+		return nil
+	}
+	pt.units, pt.rows, pt.letters = pt.units[:0], pt.rows[:0], pt.letters[:0]
+	pt.logger.Error("reorder buffer failed: the partition stops and is replayed from its last checkpoint", zap.Error(err))
+	return fmt.Errorf("window partition %d: reorder buffer: %w", pt.id, err)
 }
 
 // Tick releases everything of a partition quiet for IdleFlush, so the tail
@@ -269,6 +335,9 @@ func (s *Stage) Tick(ctx context.Context, topic string, p int) (int64, error) {
 	if pt.buf.MaxSeen() > pt.buf.Released() {
 		s.release(pt, pt.buf.MaxSeen())
 	}
+	if err := s.bufferFailed(pt); err != nil {
+		return -1, err
+	}
 	pt.idle = true
 	return s.flush(ctx, pt)
 }
@@ -276,11 +345,19 @@ func (s *Stage) Tick(ctx context.Context, topic string, p int) (int64, error) {
 // Revoked checkpoints a last time.
 func (s *Stage) Revoked(ctx context.Context, topic string, p int) (int64, error) {
 	pt := s.part(p)
-	commit, err := s.flush(ctx, pt)
+	commit, err := int64(-1), s.bufferFailed(pt)
+	if err == nil {
+		commit, err = s.flush(ctx, pt)
+	}
+	if cerr := pt.buf.Close(); cerr != nil {
+		pt.logger.Warn("removing the reorder buffer's spill files", zap.Error(cerr))
+	}
 	s.parts.Delete(p)
 	s.m.keys.DeleteLabelValues(pt.label)
 	s.m.stateBytes.DeleteLabelValues(pt.label)
 	s.m.buffered.DeleteLabelValues(pt.label)
+	s.m.spilled.DeleteLabelValues(pt.label)
+	s.m.bufferBytes.DeleteLabelValues(pt.label)
 	return commit, err
 }
 
@@ -399,6 +476,16 @@ func (s *Stage) flush(ctx context.Context, pt *part) (int64, error) {
 	s.m.keys.WithLabelValues(pt.label).Set(float64(pt.states.Len()))
 	s.m.stateBytes.WithLabelValues(pt.label).Set(float64(pt.states.Bytes()))
 	s.m.buffered.WithLabelValues(pt.label).Set(float64(pt.buf.Len()))
+	st := pt.buf.Stats()
+	s.m.spilled.WithLabelValues(pt.label).Set(float64(st.SpilledEvents))
+	s.m.bufferBytes.WithLabelValues(pt.label).Set(float64(st.MemoryBytes))
+	if d := st.Spills - pt.spills; d > 0 {
+		s.m.spills.Add(float64(d))
+	}
+	if d := st.WrittenBytes - pt.spillWritten; d > 0 {
+		s.m.spillBytes.Add(float64(d))
+	}
+	pt.spills, pt.spillWritten = st.Spills, st.WrittenBytes
 	if min := pt.buf.MinOffset(); min >= 0 {
 		return min, nil
 	}

@@ -1,0 +1,181 @@
+package window
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/wameter/wameter/pkg/accounts"
+	"github.com/wameter/wameter/pkg/billing"
+	"github.com/wameter/wameter/pkg/pricing"
+	"github.com/wameter/wameter/pkg/stream"
+	"github.com/wameter/wameter/pkg/testenv"
+	"github.com/wameter/wameter/pkg/webhook"
+	"github.com/wameter/wameter/services/wameter/internal/stage"
+)
+
+// spillStage is a window stage on its own topics of a real broker.
+type spillStage struct {
+	*Stage
+	kcfg        stream.Config
+	rows, units string
+}
+
+func newSpillStage(t *testing.T, broker string, bufferBytes int64, spillDir string) *spillStage {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	kcfg := stream.Config{Brokers: []string{broker}}
+	prefix := fmt.Sprintf("spill-test-%d-%d", bufferBytes, time.Now().UnixNano())
+	ss := &spillStage{kcfg: kcfg, rows: prefix + "-rows", units: prefix + "-units"}
+	var specs []stream.TopicSpec
+	for _, name := range []string{ss.rows, ss.units, prefix + "-state", prefix + "-dlq"} {
+		specs = append(specs, stream.TopicSpec{Name: name, Partitions: 1, ReplicationFactor: 1})
+	}
+	if _, err := stream.EnsureTopics(ctx, kcfg, specs); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	p, err := stream.NewProducer(kcfg, stream.ProducerConfig{}, zap.NewNop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	dlq, err := stream.NewDeadLetters(p, stream.DeadLetterConfig{Topic: prefix + "-dlq", Stage: "window"}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := pricing.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{EventsTopic: "events", UnitsTopic: ss.units, RowsTopic: ss.rows, StateTopic: prefix + "-state",
+		UnitsPartitions: 1, Lateness: 48 * time.Hour, IdleFlush: time.Second, MessageMemory: 168 * time.Hour,
+		BufferBytes: bufferBytes, SpillDir: spillDir},
+		stage.Deps{Kafka: kcfg, Catalog: cat, Accounts: accounts.Empty(), Producer: p, DLQ: dlq, Logger: zap.NewNop(), Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss.Stage = s
+	return ss
+}
+
+// read returns every record value of topic, as strings, in offset order.
+func (ss *spillStage) read(t *testing.T, topic string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conn, err := kafka.DialLeader(ctx, "tcp", ss.kcfg.Brokers[0], topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := conn.ReadLastOffset()
+	conn.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: ss.kcfg.Brokers, Topic: topic, Partition: 0, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	var out []string
+	for int64(len(out)) < last {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("read %s: %v", topic, err)
+		}
+		out = append(out, string(m.Key)+"="+string(m.Value))
+	}
+	return out
+}
+
+// spillEvents is a day of traffic of many customers, inbound messages and
+// delivered template messages, shuffled within an hour of disorder.
+func spillEvents(n int) []kafka.Message {
+	rng := rand.New(rand.NewPCG(7, 11))
+	start := time.Date(2024, 8, 4, 0, 0, 0, 0, time.UTC).Unix() // CBP: conversations too
+	type timed struct {
+		at  int64
+		msg []byte
+	}
+	var evs []timed
+	kinds := []billing.MsgKind{billing.KindMarketing, billing.KindUtility, billing.KindAuthentication, billing.KindNonTemplate}
+	for i := 0; i < n; i++ {
+		at := start + int64(i)*86400/int64(n)
+		ev := billing.Event{Time: at, WABA: 102938475610, PhoneNumberID: 106540352242922,
+			Customer: 5511900000000 + uint64(rng.IntN(n/4+1)), MessageID: "wamid." + strconv.Itoa(i)}
+		if rng.IntN(4) == 0 {
+			ev.Kind = billing.Inbound
+		} else {
+			ev.Kind, ev.Status, ev.MsgKind = billing.Status, billing.StatusDelivered, kinds[rng.IntN(len(kinds))]
+		}
+		evs = append(evs, timed{at + rng.Int64N(3600), webhook.AppendEvent(nil, &ev)})
+	}
+	slices.SortStableFunc(evs, func(a, b timed) int { return int(a.at - b.at) })
+	msgs := make([]kafka.Message, len(evs))
+	for i, e := range evs {
+		msgs[i] = kafka.Message{Topic: "events", Partition: 0, Offset: int64(i), Value: e.msg}
+	}
+	return msgs
+}
+
+// A window partition whose reorder buffer is bounded far below what it
+// holds spills to disk and emits exactly the rows and units of an unbounded
+// one, and leaves no spill file behind once revoked.
+func TestWindowSpillEmitsWhatAnUnboundedBufferEmits(t *testing.T) {
+	broker := testenv.Broker(t)
+	msgs := spillEvents(20000)
+	spillDir := t.TempDir()
+	run := func(bufferBytes int64) (rows, units []string, spilled float64) {
+		ss := newSpillStage(t, broker, bufferBytes, spillDir)
+		ctx := context.Background()
+		if _, err := ss.Assigned(ctx, "events", 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < len(msgs); i += 500 {
+			batch := slices.Clone(msgs[i:min(i+500, len(msgs))])
+			if _, err := ss.Handle(ctx, "events", 0, batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		spilled = gauge(t, ss.m.spilled.WithLabelValues("0"))
+		ss.now = func() time.Time { return time.Now().Add(time.Hour) } // idle: release the rest
+		if _, err := ss.Tick(ctx, "events", 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ss.Revoked(ctx, "events", 0); err != nil {
+			t.Fatal(err)
+		}
+		return ss.read(t, ss.rows), ss.read(t, ss.units), spilled
+	}
+	wantRows, wantUnits, _ := run(0)
+	gotRows, gotUnits, spilled := run(64 << 10)
+	if len(wantUnits) < 1000 || len(wantRows) < 100 {
+		t.Fatalf("the unbounded run emitted %d units and %d rows: too few to compare", len(wantUnits), len(wantRows))
+	}
+	t.Logf("%d rows, %d units; %v events on disk after the last batch", len(gotRows), len(gotUnits), spilled)
+	if spilled == 0 {
+		t.Error("the bounded buffer never had events on disk: the test does not exercise the spill")
+	}
+	if !slices.Equal(gotRows, wantRows) {
+		t.Errorf("rows differ: %d with spilling, %d without", len(gotRows), len(wantRows))
+	}
+	if !slices.Equal(gotUnits, wantUnits) {
+		t.Errorf("units differ: %d with spilling, %d without", len(gotUnits), len(wantUnits))
+	}
+	left, _ := filepath.Glob(filepath.Join(spillDir, "*", "*"))
+	if len(left) > 0 {
+		t.Errorf("spill files left after revoke: %v", left)
+	}
+	if _, err := os.Stat(spillDir); err != nil {
+		t.Error(err)
+	}
+}
