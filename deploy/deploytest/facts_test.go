@@ -325,7 +325,8 @@ func (d envDoc) documents(name string) bool {
 	return false
 }
 
-var reBacktickVar = regexp.MustCompile("`([A-Z][A-Z0-9]*_[A-Z0-9_*]+)`")
+// The Go runtime's variables have no underscore.
+var reBacktickVar = regexp.MustCompile("`(GOMEMLIMIT|GOGC|[A-Z][A-Z0-9]*_[A-Z0-9_*]+)`")
 
 func parseReadmeEnv(readme []byte) envDoc {
 	d := envDoc{names: map[string]bool{}}
