@@ -28,23 +28,48 @@ func NewProgress(conn Config) (*Progress, error) {
 	return &Progress{client: &kafka.Client{Addr: kafka.TCP(conn.brokerAddrs()...), Timeout: 10 * time.Second, Transport: transport}}, nil
 }
 
-// GroupLag returns how many records of the topics' partitions (topic name →
-// partition count) group has not committed yet: the sum of each partition's
-// end offset less the group's committed offset, or less the partition's
-// first offset where the group has committed none (or does not exist). A record the group has
-// committed has had its effect downstream (see Handler), so a lag of 0
-// means everything produced to the topics before the call was processed.
-func (p *Progress) GroupLag(ctx context.Context, group string, topics map[string]int) (int64, error) {
-	fetch := &kafka.OffsetFetchRequest{GroupID: group, Topics: make(map[string][]int, len(topics))}
-	list := &kafka.ListOffsetsRequest{Topics: make(map[string][]kafka.OffsetRequest, len(topics))}
+// EndOffsets returns, for each topic (name → partition count), the offset
+// the next record written to each of its partitions will get.
+func (p *Progress) EndOffsets(ctx context.Context, topics map[string]int) (map[string][]int64, error) {
+	req := &kafka.ListOffsetsRequest{Topics: make(map[string][]kafka.OffsetRequest, len(topics))}
 	for topic, n := range topics {
 		for q := range n {
-			fetch.Topics[topic] = append(fetch.Topics[topic], q)
-			list.Topics[topic] = append(list.Topics[topic], kafka.FirstOffsetOf(q), kafka.LastOffsetOf(q))
+			req.Topics[topic] = append(req.Topics[topic], kafka.LastOffsetOf(q))
 		}
 	}
-	// Committed offsets first: a record committed after the end offsets
-	// were read could otherwise make the lag look smaller than it is.
+	got, err := p.listOffsets(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	ends := make(map[string][]int64, len(topics))
+	for topic, n := range topics {
+		ends[topic] = make([]int64, n)
+		for q := range n {
+			po, ok := got[topic][q]
+			if !ok {
+				return nil, fmt.Errorf("%s/%d: no offsets in answer", topic, q)
+			}
+			ends[topic][q] = po.LastOffset
+		}
+	}
+	return ends, nil
+}
+
+// GroupLag returns how many records before ends (as EndOffsets returns
+// them) group has not committed: the sum over the partitions of the end
+// less the group's committed offset, or less the partition's first offset
+// where the group has committed none (or does not exist). A record the
+// group has committed has had its effect downstream (see Handler), so a
+// lag of 0 means everything written before ends was processed.
+func (p *Progress) GroupLag(ctx context.Context, group string, ends map[string][]int64) (int64, error) {
+	fetch := &kafka.OffsetFetchRequest{GroupID: group, Topics: make(map[string][]int, len(ends))}
+	list := &kafka.ListOffsetsRequest{Topics: make(map[string][]kafka.OffsetRequest, len(ends))}
+	for topic, offsets := range ends {
+		for q := range offsets {
+			fetch.Topics[topic] = append(fetch.Topics[topic], q)
+			list.Topics[topic] = append(list.Topics[topic], kafka.FirstOffsetOf(q))
+		}
+	}
 	committed, err := p.client.OffsetFetch(ctx, fetch)
 	if err != nil {
 		return 0, fmt.Errorf("group %s committed offsets: %w", group, err)
@@ -53,29 +78,29 @@ func (p *Progress) GroupLag(ctx context.Context, group string, topics map[string
 	if committed.Error != nil && !errors.Is(committed.Error, kafka.GroupIdNotFound) {
 		return 0, fmt.Errorf("group %s committed offsets: %w", group, committed.Error)
 	}
-	ends, err := p.listOffsets(ctx, list)
+	firsts, err := p.listOffsets(ctx, list)
 	if err != nil {
 		return 0, err
 	}
 	var lag int64
-	for topic, n := range topics {
-		got := make(map[int]int64, n)
+	for topic, offsets := range ends {
+		got := make(map[int]int64, len(offsets))
 		for _, po := range committed.Topics[topic] {
 			if po.Error != nil {
 				return 0, fmt.Errorf("group %s committed offset of %s/%d: %w", group, topic, po.Partition, po.Error)
 			}
 			got[po.Partition] = po.CommittedOffset
 		}
-		for q := range n {
-			end, ok := ends[topic][q]
-			if !ok {
-				return 0, fmt.Errorf("%s/%d: no offsets in answer", topic, q)
-			}
+		for q, end := range offsets {
 			from, ok := got[q]
 			if !ok || from < 0 {
-				from = end.FirstOffset
+				first, ok := firsts[topic][q]
+				if !ok {
+					return 0, fmt.Errorf("%s/%d: no offsets in answer", topic, q)
+				}
+				from = first.FirstOffset
 			}
-			lag += max(0, end.LastOffset-from)
+			lag += max(0, end-from)
 		}
 	}
 	return lag, nil
@@ -84,15 +109,15 @@ func (p *Progress) GroupLag(ctx context.Context, group string, topics map[string
 // EndOffset returns the offset the next record written to the partition
 // will get.
 func (p *Progress) EndOffset(ctx context.Context, topic string, partition int) (int64, error) {
-	ends, err := p.listOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(partition)}}})
+	got, err := p.listOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(partition)}}})
 	if err != nil {
 		return 0, err
 	}
-	end, ok := ends[topic][partition]
+	po, ok := got[topic][partition]
 	if !ok {
 		return 0, fmt.Errorf("%s/%d: no offsets in answer", topic, partition)
 	}
-	return end.LastOffset, nil
+	return po.LastOffset, nil
 }
 
 func (p *Progress) listOffsets(ctx context.Context, req *kafka.ListOffsetsRequest) (map[string]map[int]kafka.PartitionOffsets, error) {
@@ -109,9 +134,6 @@ func (p *Progress) listOffsets(ctx context.Context, req *kafka.ListOffsetsReques
 			}
 			out[topic][po.Partition] = po
 		}
-	}
-	if len(out) == 0 {
-		return nil, errors.New("list offsets: empty answer")
 	}
 	return out, nil
 }

@@ -26,7 +26,11 @@ func TestProgressGroupLag(t *testing.T) {
 	group := testTopic(t, "group")
 	lag := func() int64 {
 		t.Helper()
-		n, err := progress.GroupLag(ctx, group, map[string]int{topic: 3})
+		ends, err := progress.EndOffsets(ctx, map[string]int{topic: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := progress.GroupLag(ctx, group, ends)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,9 +66,17 @@ func TestProgressGroupLag(t *testing.T) {
 	if got := lag(); got != 0 {
 		t.Errorf("every partition committed to its end: lag %d, want 0", got)
 	}
+	before, err := progress.EndOffsets(ctx, map[string]int{topic: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
 	produceKeyed(t, p, topic, 30, 1)
 	if got := lag(); got != 1 {
 		t.Errorf("one record produced since: lag %d, want 1", got)
+	}
+	// Against the end offsets read before that record, nothing is behind.
+	if got, err := progress.GroupLag(ctx, group, before); err != nil || got != 0 {
+		t.Errorf("lag before the new record: %d, %v; want 0", got, err)
 	}
 	for q, want := range endOffsets(t, cfg, topic, 3) {
 		if got, err := progress.EndOffset(ctx, topic, q); err != nil || got != want {
