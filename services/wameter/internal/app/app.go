@@ -163,10 +163,21 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 			// after the last batch: tick finely so that it is not up to a
 			// second late. An idle or busy partition's Tick returns at once.
 			cc.IdleInterval = min(cfg.IdleFlush/20, 250*time.Millisecond)
+			// Before an idle flush the window checks that normalize has
+			// nothing left (its group has committed every raw record):
+			// a normalize partition stalled for a session timeout must
+			// not make the events it holds back late.
+			progress, perr := stream.NewProgress(cfg.Kafka)
+			if perr != nil {
+				return perr
+			}
+			upstream := &window.GroupUpstream{Progress: progress, Group: cfg.GroupPrefix + "-normalize",
+				Topics:      map[string]int{cfg.Topics.Webhooks: topics[cfg.Topics.Webhooks], cfg.Topics.Sends: topics[cfg.Topics.Sends]},
+				EventsTopic: cfg.Topics.Events}
 			h, err = window.New(window.Config{EventsTopic: cfg.Topics.Events, UnitsTopic: cfg.Topics.Units,
 				RowsTopic: cfg.Topics.Rows, StateTopic: cfg.Topics.WindowState, UnitsPartitions: topics[cfg.Topics.Units],
 				Lateness: cfg.Lateness, IdleFlush: cfg.IdleFlush, MessageMemory: cfg.MessageMemory,
-				BufferBytes: cfg.BufferShare(), SpillDir: cfg.SpillPath()},
+				BufferBytes: cfg.BufferShare(), SpillDir: cfg.SpillPath(), Upstream: upstream},
 				stage.Deps{Kafka: cfg.Kafka, Catalog: cat, Accounts: book, Producer: producer, DLQ: dlq, Logger: logger, Registry: reg})
 		case "account":
 			in = []string{cfg.Topics.Units}

@@ -55,7 +55,28 @@ type Config struct {
 	// it, events spill to sorted run files under SpillDir (0: unbounded).
 	BufferBytes int64
 	SpillDir    string
+	// Upstream, if set, holds an idle flush until everything produced
+	// upstream before it was due has reached the partition. Without it a
+	// partition's own quiet is taken for the end of its input, and an
+	// upstream stall longer than IdleFlush (a dead member holding some of
+	// normalize's partitions for a session timeout) makes the events it
+	// held back late.
+	Upstream Upstream
 }
+
+// Upstream tells the idle flush whether a partition's input is complete.
+// Its methods are called concurrently for different partitions.
+type Upstream interface {
+	// Mark returns where the input upstream of the window ends now.
+	Mark(ctx context.Context) (UpstreamMark, error)
+	// Pending returns how many records produced upstream before mark, or
+	// to events partition p from offset next on, have not been handled.
+	Pending(ctx context.Context, mark UpstreamMark, p int, next int64) (int64, error)
+}
+
+// UpstreamMark is a position in the input upstream of the window: end
+// offsets by topic and partition.
+type UpstreamMark map[string][]int64
 
 // Validate reports every problem at once.
 func (c *Config) Validate() error {
@@ -165,8 +186,17 @@ type part struct {
 	// checkpoint; they are only re-buffered, never judged late again.
 	replayUntil int64
 	next        int64 // next input offset
-	lastInput   time.Time
-	idle        bool
+	// handled is the offset after the last record handed to Handle (the
+	// start offset at assignment); next is not, as it starts at the
+	// checkpoint's while the replay is read.
+	handled   int64
+	lastInput time.Time
+	idle      bool
+	// mark: where the input upstream ended when the idle flush was due;
+	// the flush waits until all of it has reached the partition (logged
+	// once: held).
+	mark        UpstreamMark
+	held        bool
 	published   int64 // watermark last published
 	publishedOK bool
 	lastSweep   int64
@@ -236,6 +266,7 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 		pt.logger.Warn("no checkpoint in the changelog but a committed offset: starting with empty state",
 			zap.Int64("committed", committed))
 	}
+	pt.handled = start
 	s.m.restored.Add(float64(pt.states.Len()))
 	s.m.keys.WithLabelValues(pt.label).Set(float64(pt.states.Len()))
 	s.m.stateBytes.WithLabelValues(pt.label).Set(float64(pt.states.Bytes()))
@@ -256,6 +287,7 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 	for i := range batch {
 		m := &batch[i]
 		pt.next = m.Offset + 1
+		pt.handled = m.Offset + 1
 		var ev billing.Event
 		if err := webhook.ReadEvent(m.Value, &ev); err != nil {
 			if m.Offset >= pt.replayUntil {
@@ -271,11 +303,18 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 			replayed++
 			continue
 		}
-		if !pt.buf.Add(&ev, m.Offset) {
+		// Late is judged against the watermark as of this record (the
+		// highest event time before it less the lateness), not only
+		// against what the last batch released: which events are late,
+		// and so every unit and its sequence number, must not depend on
+		// where batches ended, or a partition replayed in other batches
+		// after a restart would derive other units under the sequence
+		// numbers the account stage has seen.
+		if watermark := max(pt.buf.Released(), pt.buf.Ready()); ev.Time <= watermark || !pt.buf.Add(&ev, m.Offset) {
 			s.m.events.WithLabelValues("late").Inc()
 			pt.letters = append(pt.letters, stream.Letter{Source: *m, Reason: "late",
-				Err: fmt.Errorf("event time %s is at or behind the released watermark %s (lateness %s)",
-					time.Unix(ev.Time, 0).UTC().Format(time.RFC3339), time.Unix(pt.buf.Released(), 0).UTC().Format(time.RFC3339), s.cfg.Lateness)})
+				Err: fmt.Errorf("event time %s is at or behind the watermark %s (lateness %s)",
+					time.Unix(ev.Time, 0).UTC().Format(time.RFC3339), time.Unix(watermark, 0).UTC().Format(time.RFC3339), s.cfg.Lateness)})
 			continue
 		}
 		applied++
@@ -287,7 +326,7 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 		s.m.events.WithLabelValues("replayed").Add(float64(replayed))
 	}
 	pt.lastInput = s.now()
-	pt.idle = false
+	pt.idle, pt.mark, pt.held = false, nil, false
 	s.release(pt, pt.buf.Ready())
 	if err := s.bufferFailed(pt); err != nil {
 		return -1, err
@@ -327,9 +366,11 @@ func (s *Stage) bufferFailed(pt *part) error {
 
 // Tick releases everything of a partition quiet for IdleFlush, so the tail
 // of a stream is not held forever, and marks it idle for the account stage.
+// With an Upstream it first waits until nothing produced upstream is still
+// on its way to the partition.
 func (s *Stage) Tick(ctx context.Context, topic string, p int) (int64, error) {
 	pt := s.part(p)
-	if pt.idle || s.now().Sub(pt.lastInput) < s.cfg.IdleFlush {
+	if pt.idle || s.now().Sub(pt.lastInput) < s.cfg.IdleFlush || !s.inputComplete(ctx, pt) {
 		return -1, nil
 	}
 	if pt.buf.MaxSeen() > pt.buf.Released() {
@@ -340,6 +381,49 @@ func (s *Stage) Tick(ctx context.Context, topic string, p int) (int64, error) {
 	}
 	pt.idle = true
 	return s.flush(ctx, pt)
+}
+
+// upstreamTimeout bounds one question to the Upstream: a partition's Tick
+// holds up its records meanwhile.
+const upstreamTimeout = 5 * time.Second
+
+// inputComplete reports whether the Upstream has nothing left for the
+// partition. An idle flush is the one release that does not follow from the
+// events: everything it passes is released, and events behind it are late.
+// Quiet input alone does not show the end of the input: a stage upstream can
+// be stalled (its partitions held by a member that died, for a session
+// timeout) while the partition's other sources are drained.
+func (s *Stage) inputComplete(ctx context.Context, pt *part) bool {
+	if s.cfg.Upstream == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, upstreamTimeout)
+	defer cancel()
+	var pending int64
+	var err error
+	if pt.mark == nil {
+		// What is produced from now on arrives after the partition was
+		// quiet for IdleFlush: in real time it is newer than what the
+		// partition holds, and waiting for it would hold a quiet
+		// partition (and the account stage's merge) while others stay
+		// busy.
+		pt.mark, err = s.cfg.Upstream.Mark(ctx)
+	}
+	if err == nil {
+		pending, err = s.cfg.Upstream.Pending(ctx, pt.mark, pt.id, pt.handled)
+	}
+	if err == nil && pending == 0 {
+		return true
+	}
+	if !pt.held {
+		pt.held = true
+		if err != nil {
+			pt.logger.Warn("idle flush waits: cannot tell whether records are still upstream", zap.Error(err))
+		} else {
+			pt.logger.Info("idle flush waits for records still upstream", zap.Int64("pending", pending))
+		}
+	}
+	return false
 }
 
 // Revoked checkpoints a last time.
