@@ -197,7 +197,8 @@ type part struct {
 	// once: held).
 	mark        UpstreamMark
 	held        bool
-	published   int64 // watermark last published
+	nextAsk     time.Time // when the Upstream may be asked again
+	published   int64     // watermark last published
 	publishedOK bool
 	lastSweep   int64
 	unknownSeen uint64
@@ -397,6 +398,13 @@ func (s *Stage) inputComplete(ctx context.Context, pt *part) bool {
 	if s.cfg.Upstream == nil {
 		return true
 	}
+	// Ticks come every IdleFlush/20 or so: a partition held for a while
+	// asks a tenth as often.
+	now := s.now()
+	if now.Before(pt.nextAsk) {
+		return false
+	}
+	pt.nextAsk = now.Add(s.cfg.IdleFlush / 10)
 	ctx, cancel := context.WithTimeout(ctx, upstreamTimeout)
 	defer cancel()
 	var pending int64
