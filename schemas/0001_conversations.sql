@@ -4,7 +4,7 @@
 -- Engine: plain MergeTree. Rows are never updated. The sink makes every row land
 -- once (deterministic conversation_id, skip by sink_partition/sink_offset and by
 -- recent ids), so no collapsing or replacing engine is needed, and the rollup
--- materialized views see each row exactly once.
+-- the sink writes per insert (insert_id, 0010) sums each row exactly once.
 -- PARTITION BY month of opened_at: billing is monthly (free tier, invoices), so a
 -- month is the unit analysts scan, and the unit to drop or re-derive.
 -- ORDER BY (waba_id, opened_at, conversation_id): analysts ask "what did this

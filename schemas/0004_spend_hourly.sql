@@ -1,6 +1,7 @@
 -- spend_hourly: units and amount per account, category, market, pricing model,
 -- pricing type and currency per hour, for dashboards and spend alerts. Filled
--- only by spend_hourly_mv from inserts into charges.
+-- by spend_hourly_mv from inserts into charges until 0013 dropped it; since
+-- then by the sink, per charges insert (insert_id, 0011).
 --
 -- Engine: SummingMergeTree((units, amount)): rows with the same ORDER BY key are
 -- summed when parts merge, which happens eventually and maybe never completely.

@@ -1,4 +1,5 @@
--- spend_hourly_mv: feeds spend_hourly from every insert into charges. A
+-- spend_hourly_mv: fed spend_hourly from every insert into charges until 0013
+-- dropped it (a kill between the two inserts left the rollup short). A
 -- materialized view runs on each inserted block, so it is correct exactly when
 -- every charge is inserted once, which the sink guarantees. It does not see rows
 -- inserted before it was created (no POPULATE: backfill by INSERT ... SELECT).

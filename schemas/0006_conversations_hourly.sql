@@ -1,6 +1,7 @@
 -- conversations_hourly: conversations opened per account, category, market and
--- pricing model per hour, for dashboards and alerting. Filled only by
--- conversations_hourly_mv from inserts into conversations.
+-- pricing model per hour, for dashboards and alerting. Filled by
+-- conversations_hourly_mv until 0014 dropped it; since then by the sink, per
+-- conversations insert (insert_id, 0012).
 --
 -- Engine: SummingMergeTree((conversations)): rows with the same key are summed
 -- when parts merge, eventually. READERS MUST AGGREGATE:

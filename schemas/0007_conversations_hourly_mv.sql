@@ -1,4 +1,4 @@
--- conversations_hourly_mv: feeds conversations_hourly from every insert into
+-- conversations_hourly_mv (dropped by 0014): fed conversations_hourly from every insert into
 -- conversations (each row once, as the sink guarantees). No POPULATE: backfill
 -- with INSERT ... SELECT.
 CREATE MATERIALIZED VIEW conversations_hourly_mv TO conversations_hourly

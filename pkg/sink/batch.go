@@ -92,11 +92,11 @@ func (b *tableBatch) reset() {
 const (
 	insertConversations = "INSERT INTO conversations (conversation_id, waba_id, portfolio_id, " +
 		"phone_number_id, customer_wa_id, market, category, pricing_model, rule_set, opened_at, " +
-		"expires_at, opening_message_id, meta_conversation_id, sink_partition, sink_offset)"
+		"expires_at, opening_message_id, meta_conversation_id, sink_partition, sink_offset, insert_id)"
 	insertCharges = "INSERT INTO charges (charge_id, waba_id, portfolio_id, phone_number_id, " +
 		"customer_wa_id, market, category, pricing_model, pricing_type, billing_unit, " +
 		"conversation_id, message_id, charged_at, currency, amount, rate_card, tier, rule_set, " +
-		"meta_conversation_id, meta_category, meta_pricing_model, sink_partition, sink_offset)"
+		"meta_conversation_id, meta_category, meta_pricing_model, sink_partition, sink_offset, insert_id)"
 )
 
 func insertQuery(t Table) string {
@@ -125,8 +125,8 @@ type columns struct {
 }
 
 // fill appends b's rows to batch column by column, in the order of the
-// table's INSERT column list.
-func (c *columns) fill(batch driver.Batch, b *tableBatch) error {
+// table's INSERT column list, with insertID in every row's insert_id.
+func (c *columns) fill(batch driver.Batch, b *tableBatch, insertID uint64) error {
 	n := b.len()
 	col := 0
 	var err error
@@ -165,6 +165,15 @@ func (c *columns) fill(batch driver.Batch, b *tableBatch) error {
 			err = batch.Column(col + 1).Append(c.u64)
 		}
 		col += 2
+		if err != nil {
+			return
+		}
+		c.u64 = c.u64[:0]
+		for range b.meta {
+			c.u64 = append(c.u64, insertID)
+		}
+		err = batch.Column(col).Append(c.u64)
+		col++
 	}
 
 	if b.table == TableConversations {

@@ -78,6 +78,14 @@ type Writer struct {
 	// Flush that took inflight: durable once inflight is stored.
 	marks map[int32]int64
 	cols  columns
+	// pending is, per table, the insert under way and its rollup rows (see
+	// rollup.go).
+	pending [len(tables) + 1]pendingInsert
+	// hookBeforeRollup, when set (tests), runs before each rollup insert
+	// attempt; an error it returns fails the attempt.
+	hookBeforeRollup func(Table) error
+	// hookBeforeSend, when set (tests), runs before each table insert.
+	hookBeforeSend func(Table) error
 
 	mu    sync.Mutex // guards parts and buf
 	parts map[int32]*partState
@@ -138,11 +146,17 @@ type Resumed struct {
 	MaxOffset map[Table]int64
 	// RecentIDs is how many ids of the horizon were loaded.
 	RecentIDs int
+	// RepairedRollups is how many (insert, month) rollups of stored rows
+	// were missing (a crash between a table insert and its rollup insert)
+	// and were inserted from the tables.
+	RepairedRollups int
 }
 
 // Resume loads partition's state from ClickHouse: per table, the highest
 // stored sink_offset, and the ids of rows within DedupHorizon offsets of the
-// highest of them. Call it when the partition is assigned, before Add; a
+// highest of them. First it stores the rollup rows missing for the
+// partition's latest inserts (see rollup.go): no other Writer may write the
+// partition meanwhile. Call it when the partition is assigned, before Add; a
 // partition already resumed must be Released first. It does not retry: on
 // error, the caller retries or gives the partition up.
 func (w *Writer) Resume(ctx context.Context, partition int32) (Resumed, error) {
@@ -173,6 +187,17 @@ func (w *Writer) Resume(ctx context.Context, partition int32) (Resumed, error) {
 		}
 		res.MaxOffset[t] = st.maxOffset[t]
 		high = max(high, st.maxOffset[t])
+	}
+	for _, t := range tables {
+		if st.maxOffset[t] < 0 {
+			continue
+		}
+		from := max(st.maxOffset[t]-int64(w.cfg.DedupHorizon)+1, 0)
+		n, err := w.repairRollups(ctx, t, partition, from)
+		if err != nil {
+			return Resumed{}, fmt.Errorf("resume partition %d: %w", partition, err)
+		}
+		res.RepairedRollups += n
 	}
 
 	type recent struct {
@@ -221,12 +246,13 @@ func (w *Writer) Resume(ctx context.Context, partition int32) (Resumed, error) {
 	w.log.Info("partition resumed", zap.Int32("partition", partition),
 		zap.Int64("conversations_max_offset", res.MaxOffset[TableConversations]),
 		zap.Int64("charges_max_offset", res.MaxOffset[TableCharges]),
-		zap.Int("recent_ids", res.RecentIDs))
+		zap.Int("recent_ids", res.RecentIDs), zap.Int("repaired_rollups", res.RepairedRollups))
 	return res, nil
 }
 
 // Release forgets partition after it was revoked. Flush first: a partition
-// with rows not yet stored returns ErrPending and stays.
+// with rows not yet stored, or rows stored by an insert whose rollup rows
+// are not, returns ErrPending and stays.
 func (w *Writer) Release(partition int32) error {
 	w.flushMu.Lock()
 	defer w.flushMu.Unlock()
@@ -238,6 +264,9 @@ func (w *Writer) Release(partition int32) error {
 	}
 	if st.pending > 0 {
 		return fmt.Errorf("release partition %d: %d rows: %w", partition, st.pending, ErrPending)
+	}
+	if w.rollupHolds(partition) {
+		return fmt.Errorf("release partition %d: rollup not stored: %w", partition, ErrPending)
 	}
 	delete(w.parts, partition)
 	delete(w.marks, partition)
@@ -330,7 +359,8 @@ func (w *Writer) setHealthy(ok bool) {
 	}
 }
 
-// Flush stores every row added so far: one INSERT per table. It retries
+// Flush stores every row added so far: one INSERT per table, then one of
+// its rollup rows into the table's rollup (see rollup.go). It retries
 // transient failures until ctx ends, and returns an error then, or at once
 // for an error that no retry can fix (such as a missing column); the rows
 // stay batched for the next Flush either way. After it returns nil,
@@ -351,10 +381,25 @@ func (w *Writer) Flush(ctx context.Context) error {
 	w.mu.Unlock()
 
 	for _, t := range tables {
+		p := &w.pending[t]
+		if p.due {
+			// A previous Flush stored the rows and not their rollup.
+			if err := w.landRollup(ctx, t); err != nil {
+				return err
+			}
+		}
 		if w.inflight[t].len() == 0 && !w.attempted[t] {
 			continue
 		}
+		if p.id == 0 {
+			p.id = newInsertID()
+		}
+		p.sumNew(&w.inflight[t])
 		if err := w.land(ctx, t); err != nil {
+			return err
+		}
+		p.due = true
+		if err := w.landRollup(ctx, t); err != nil {
 			return err
 		}
 	}
@@ -426,6 +471,8 @@ func (w *Writer) attempt(ctx context.Context, t Table) error {
 			return fmt.Errorf("read back failed insert: %w", err)
 		}
 		w.attempted[t] = false
+		// Every row left was summed into the rollup before the attempt.
+		w.pending[t].rolled = b.len()
 		if len(stored) > 0 {
 			w.log.Info("failed insert was stored in part", zap.Stringer("table", t), zap.Int("rows", len(stored)))
 			w.m.inserted.WithLabelValues(t.String()).Add(float64(len(stored)))
@@ -446,6 +493,7 @@ func (w *Writer) attempt(ctx context.Context, t Table) error {
 	w.m.batchRows.WithLabelValues(t.String()).Observe(float64(b.len()))
 	w.stored(t, b.meta)
 	b.reset()
+	w.pending[t].rolled = 0
 	return nil
 }
 
@@ -464,11 +512,16 @@ func (w *Writer) stored(t Table, meta []rowMeta) {
 
 // send inserts all of b in one INSERT.
 func (w *Writer) send(ctx context.Context, b *tableBatch) error {
+	if w.hookBeforeSend != nil {
+		if err := w.hookBeforeSend(b.table); err != nil {
+			return err
+		}
+	}
 	batch, err := w.conn.PrepareBatch(ctx, insertQuery(b.table))
 	if err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
-	if err := w.cols.fill(batch, b); err != nil {
+	if err := w.cols.fill(batch, b, w.pending[b.table].id); err != nil {
 		_ = batch.Abort()
 		return permanentError{fmt.Errorf("append: %w", err)}
 	}

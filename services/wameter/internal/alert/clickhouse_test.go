@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -41,22 +42,32 @@ type charge struct {
 	amount         string
 }
 
-// insertCharges inserts into charges, so that spend_hourly_mv fills
-// spend_hourly as in production.
+// insertCharges inserts into charges, then their rollup rows into
+// spend_hourly, as the sink does in production: one insert id per call.
 func insertCharges(t *testing.T, conn clickhouse.Conn, charges []charge) {
 	t.Helper()
+	insertID := rand.Uint64() | 1
 	batch, err := conn.PrepareBatch(t.Context(), `INSERT INTO charges
-		(charge_id, waba_id, portfolio_id, market, category, pricing_model, pricing_type, billing_unit, charged_at, currency, amount)`)
+		(charge_id, waba_id, portfolio_id, market, category, pricing_model, pricing_type, billing_unit, charged_at, currency, amount, insert_id)`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, c := range charges {
 		if err := batch.Append(fmt.Sprintf("c-%s-%d-%d", c.waba, c.at.Unix(), i), c.waba, "p1", "IN", c.category,
-			"PMP", "regular", "message", c.at, "USD", decimal.RequireFromString(c.amount)); err != nil {
+			"PMP", "regular", "message", c.at, "USD", decimal.RequireFromString(c.amount), insertID); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := batch.Send(); err != nil {
+		t.Fatal(err)
+	}
+	err = conn.Exec(t.Context(), fmt.Sprintf(`INSERT INTO spend_hourly
+		(waba_id, portfolio_id, category, market, pricing_model, pricing_type, currency, hour, units, amount, insert_id)
+		SELECT waba_id, portfolio_id, category, market, pricing_model, pricing_type, currency,
+			toStartOfHour(charged_at) AS hour, count(), CAST(sum(amount) AS Decimal(18, 6)), insert_id
+		FROM charges WHERE insert_id = %d
+		GROUP BY waba_id, portfolio_id, category, market, pricing_model, pricing_type, currency, hour, insert_id`, insertID))
+	if err != nil {
 		t.Fatal(err)
 	}
 }
