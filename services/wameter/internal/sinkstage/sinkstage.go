@@ -34,7 +34,8 @@ func New(writer *sink.Writer, dlq *stream.DeadLetters, logger *zap.Logger) (*Sta
 
 // Assigned reads back what ClickHouse holds of the partition and starts at
 // the committed offset: rows stored already are skipped by the writer,
-// whatever Kafka's committed offset says.
+// whatever Kafka's committed offset says, and the rollup rows of the
+// partition's last inserts that a kill cut off are inserted first.
 // While ClickHouse is unreachable it retries with jittered backoff (the
 // partition waits; the process stays up and reports not ready through the
 // writer's health).
@@ -58,7 +59,8 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 		}
 	}
 	s.logger.Info("partition assigned", zap.Int("partition", p), zap.Int64("committed", committed),
-		zap.Any("stored_max_offset", res.MaxOffset), zap.Int("recent_ids", res.RecentIDs))
+		zap.Any("stored_max_offset", res.MaxOffset), zap.Int("recent_ids", res.RecentIDs),
+		zap.Int("repaired_rollups", res.RepairedRollups))
 	return committed, nil
 }
 
