@@ -163,10 +163,10 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 			// after the last batch: tick finely so that it is not up to a
 			// second late. An idle or busy partition's Tick returns at once.
 			cc.IdleInterval = min(cfg.IdleFlush/20, 250*time.Millisecond)
-			// Before an idle flush the window checks that normalize has
-			// nothing left (its group has committed every raw record):
-			// a normalize partition stalled for a session timeout must
-			// not make the events it holds back late.
+			// Before an idle flush the window waits until normalize has
+			// committed every raw record produced before the flush was
+			// due: a normalize partition stalled for a session timeout
+			// must not make the events it holds back late.
 			progress, perr := stream.NewProgress(cfg.Kafka)
 			if perr != nil {
 				return perr
