@@ -33,6 +33,8 @@ import (
 // it is stored. A process killed in between leaves X's table rows without
 // rollup rows; X then holds its partitions' highest offsets in that table,
 // and Resume finds it there and inserts the missing months from the table.
+// X's partitions move to their new owners together, and each is resumed:
+// the owner of X's lowest partition repairs it, the others leave it.
 
 // rollupTable returns the rollup fed by table t.
 func rollupTable(t Table) string {
@@ -301,9 +303,10 @@ const resumeInserts = 16
 
 // repairRollups finds the latest inserts into table t holding rows of
 // partition at offsets from "from" on, and stores the rollup rows of the
-// months any of them lacks, computed from the table. It returns how many
-// (insert, month) pairs it stored. The caller holds flushMu, and no other
-// Writer may write partition: the check and the insert are not atomic.
+// months any of them lacks, computed from the table, for the inserts whose
+// lowest partition is this one. It returns how many (insert, month) pairs
+// it stored. The caller holds flushMu, and no other Writer may write
+// partition: the check and the insert are not atomic.
 func (w *Writer) repairRollups(ctx context.Context, t Table, partition int32, from int64) (int, error) {
 	q := fmt.Sprintf(`SELECT insert_id FROM %s
 WHERE sink_partition = ? AND sink_offset >= ? AND insert_id != 0
@@ -338,33 +341,44 @@ GROUP BY insert_id ORDER BY max(sink_offset) DESC LIMIT %d`, t, resumeInserts)
 		id    uint64
 		month uint32
 	}
-	read := func(q string) (map[insertMonth]bool, error) {
+	// read returns the (insert, month) pairs q selects, with the lowest
+	// partition of each insert among its rows (the third column).
+	read := func(q string) (map[insertMonth]bool, map[uint64]uint32, error) {
 		rows, err := w.conn.Query(ctx, q)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		defer rows.Close()
 		got := make(map[insertMonth]bool)
+		lowest := make(map[uint64]uint32)
 		for rows.Next() {
 			var m insertMonth
-			if err := rows.Scan(&m.id, &m.month); err != nil {
-				return nil, err
+			var partition uint32
+			if err := rows.Scan(&m.id, &m.month, &partition); err != nil {
+				return nil, nil, err
 			}
 			got[m] = true
+			if low, ok := lowest[m.id]; !ok || partition < low {
+				lowest[m.id] = partition
+			}
 		}
-		return got, rows.Err()
+		return got, lowest, rows.Err()
 	}
-	inTable, err := read(fmt.Sprintf("SELECT DISTINCT insert_id, toYYYYMM(%s) FROM %s WHERE insert_id IN (%s)", timeColumn(t), t, in))
+	inTable, lowest, err := read(fmt.Sprintf("SELECT insert_id, toYYYYMM(%s) AS month, min(sink_partition) FROM %s "+
+		"WHERE insert_id IN (%s) GROUP BY insert_id, month", timeColumn(t), t, in))
 	if err != nil {
 		return 0, fmt.Errorf("read %s months of inserts: %w", t, err)
 	}
-	inRollup, err := read(fmt.Sprintf("SELECT DISTINCT insert_id, toYYYYMM(hour) FROM %s WHERE insert_id IN (%s)", rollupTable(t), in))
+	inRollup, _, err := read(fmt.Sprintf("SELECT DISTINCT insert_id, toYYYYMM(hour), toUInt32(0) FROM %s WHERE insert_id IN (%s)", rollupTable(t), in))
 	if err != nil {
 		return 0, fmt.Errorf("read %s months of inserts: %w", rollupTable(t), err)
 	}
 	var missing []insertMonth
 	for m := range inTable {
-		if !inRollup[m] {
+		// An insert holds rows of several partitions, whose new owners
+		// resume them concurrently: only the owner of its lowest
+		// partition repairs it, so that no two Writers do.
+		if !inRollup[m] && lowest[m.id] == uint32(partition) {
 			missing = append(missing, m)
 		}
 	}

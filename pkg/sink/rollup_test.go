@@ -269,3 +269,49 @@ func TestRollupAfterRetriedTableInsert(t *testing.T) {
 	}
 	checkRollups(t, e.conn, "after a retried insert")
 }
+
+// An insert holding rows of two partitions, cut off before its rollup,
+// is repaired once when the partitions go to two new owners: by the
+// owner of the lower one.
+func TestRollupRepairedOnceAcrossOwners(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	w1 := newWriter(t, e.conn, Config{})
+	resume(t, w1, 0, 1)
+	for i := range 200 {
+		r := chargeRecord(t, i)
+		add(t, w1, &r, int32(i%2), int64(i/2))
+	}
+	w1.hookBeforeRollup = func(Table) error { return permanentError{errCrash} }
+	if err := w1.Flush(ctx); !errors.Is(err, errCrash) {
+		t.Fatalf("flush: %v, want the simulated crash", err)
+	}
+	if n := count(t, e.conn, "SELECT count() FROM spend_hourly"); n != 0 {
+		t.Fatalf("spend_hourly has %d rows before the repair, want 0", n)
+	}
+
+	owner1 := newWriter(t, e.conn, Config{})
+	if res, err := owner1.Resume(ctx, 1); err != nil || res.RepairedRollups != 0 {
+		t.Fatalf("resume of partition 1: repaired %d, err %v; want 0, nil (partition 0 is the insert's lowest)", res.RepairedRollups, err)
+	}
+	if n := count(t, e.conn, "SELECT count() FROM spend_hourly"); n != 0 {
+		t.Fatalf("spend_hourly has %d rows after the owner of partition 1 resumed, want 0", n)
+	}
+	owner0 := newWriter(t, e.conn, Config{})
+	if res, err := owner0.Resume(ctx, 0); err != nil || res.RepairedRollups != 2 {
+		t.Fatalf("resume of partition 0: repaired %d, err %v; want 2 (two months), nil", res.RepairedRollups, err)
+	}
+	if n := count(t, e.conn, "SELECT toUInt64(sum(units)) FROM spend_hourly"); n != 200 {
+		t.Fatalf("spend_hourly counts %d units after the repair, want 200", n)
+	}
+	if n := count(t, e.conn, "SELECT count() FROM conversations"); n != 0 {
+		t.Fatalf("conversations has %d rows, want none", n)
+	}
+	// checkRollups wants both tables filled.
+	w := newWriter(t, e.conn, Config{})
+	resume(t, w, 2)
+	c := conversationRecord(t, 1)
+	add(t, w, &c, 2, 0)
+	flush(t, w)
+	checkRollups(t, e.conn, "after the repair")
+}
