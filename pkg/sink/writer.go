@@ -54,6 +54,9 @@ var ErrPending = errors.New("partition has unflushed rows")
 // retry, it reads back which of the batch's rows the failed attempt stored
 // after all (the connection can drop after the server committed, and a batch
 // spanning months lands as one part per month) and resends only the rest.
+// Once a table's insert is stored, Flush inserts its rows of the table's
+// rollup (spend_hourly, conversations_hourly), and Resume completes a
+// rollup insert a crash cut off (see rollup.go).
 //
 // Add, Flush, Resume, Release, Committable and Healthy are safe for
 // concurrent use; Flushes run one at a time, and Add does not wait for them.
