@@ -100,7 +100,10 @@ type Writer struct {
 
 // partState is a Writer's bookkeeping for one rows-topic partition.
 type partState struct {
-	maxOffset [len(tables) + 1]int64 // highest sink_offset stored per table; -1: none
+	// maxOffset is, per table, the offset up to which every row is known
+	// stored: after Resume, the start of the id horizon less one (see
+	// Resume); then raised by this Writer's own inserts. -1: none.
+	maxOffset [len(tables) + 1]int64
 	ids       *idSet
 	added     int64 // highest offset given to Add; -1: none
 	durable   int64 // every offset up to it is stored or skipped; -1: none
@@ -232,6 +235,18 @@ func (w *Writer) Resume(ctx context.Context, partition int32) (Resumed, error) {
 			if err != nil {
 				return Resumed{}, fmt.Errorf("resume partition %d: read %s ids: %w", partition, t, err)
 			}
+		}
+	}
+	// Rows at or below the highest stored offset are not all stored: an
+	// insert whose rows span two months is two parts, and a server killed
+	// between them stored one. So only offsets below the id horizon are
+	// skipped by offset; within it (the last insert is always within it:
+	// DedupHorizon >= BatchMaxRows), a row is skipped only if its id is
+	// stored.
+	if high >= 0 {
+		from := max(high-int64(w.cfg.DedupHorizon)+1, 0)
+		for _, t := range tables {
+			st.maxOffset[t] = min(st.maxOffset[t], from-1)
 		}
 	}
 	// Oldest first, so that the set forgets the oldest when the horizon
