@@ -85,7 +85,7 @@ func (f *fetcher) fetch(ctx context.Context, offset int64) (int64, error) {
 		MaxWait:   f.cfg.MaxWait,
 	})
 	if err != nil {
-		return offset, err
+		return offset, timedOut(ctx, err)
 	}
 	if c, ok := res.Records.(io.Closer); ok {
 		defer c.Close()

@@ -176,6 +176,9 @@ type Producer struct {
 
 	mu         sync.Mutex
 	partitions map[string]int // topic -> partition count, for WithPartition checks
+	// balancer is shared by every call, so that keyless messages go
+	// round-robin across calls instead of starting at partition 0 each time.
+	balancer Balancer
 
 	// failing is set while a write is retrying (the brokers are not
 	// taking writes) and cleared by the next successful write.
@@ -375,7 +378,6 @@ func (p *Producer) route(ctx context.Context, msgs []kafka.Message) ([][]partiti
 	var groups []group
 	var partitions []int // of the topic last looked up
 	lastTopic := ""
-	var bal Balancer
 	for i := range msgs {
 		m := &msgs[i]
 		partition := m.Partition
@@ -388,7 +390,7 @@ func (p *Producer) route(ctx context.Context, msgs []kafka.Message) ([][]partiti
 				partitions = partitionIDs(n)
 				lastTopic = m.Topic
 			}
-			partition = bal.Balance(*m, partitions...)
+			partition = p.balancer.Balance(*m, partitions...)
 		}
 		g := -1
 		for j := range groups {
@@ -463,8 +465,8 @@ func (p *Producer) topicPartitions(ctx context.Context, topic string) (int, erro
 
 // produce sends one partition batch and waits for the acknowledgement of
 // all in-sync replicas.
-func (p *Producer) produce(ctx context.Context, b *partitionBatch) error {
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
+func (p *Producer) produce(parent context.Context, b *partitionBatch) error {
+	ctx, cancel := context.WithTimeout(parent, p.cfg.WriteTimeout)
 	defer cancel()
 	res, err := p.client.Produce(ctx, &kafka.ProduceRequest{
 		Topic:        b.topic,
@@ -474,7 +476,7 @@ func (p *Producer) produce(ctx context.Context, b *partitionBatch) error {
 		Records:      &messageRecords{msgs: b.msgs, index: b.index},
 	})
 	if err != nil {
-		return err
+		return timedOut(parent, err)
 	}
 	if res.Error != nil {
 		return res.Error

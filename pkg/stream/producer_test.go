@@ -86,6 +86,29 @@ func TestRetriable(t *testing.T) {
 	f(kafka.WriteErrors{nil, kafka.NotLeaderForPartition}, true)
 	f(kafka.WriteErrors{kafka.NotLeaderForPartition, kafka.TopicAuthorizationFailed}, false)
 	f(errors.New("kafka.(*Client).Metadata: connection reset"), true)
+	// A request's own deadline (a slow broker) is retried; the caller's is final.
+	live, expired := context.Background(), func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), 0)
+		defer cancel()
+		<-ctx.Done()
+		return ctx
+	}()
+	f(timedOut(live, fmt.Errorf("produce: %w", context.DeadlineExceeded)), true)
+	f(timedOut(expired, fmt.Errorf("produce: %w", context.DeadlineExceeded)), false)
+	f(timedOut(live, kafka.TopicAuthorizationFailed), false)
+}
+
+// Keyless messages spread over the partitions across calls, not only
+// within one: every call used to start again at partition 0.
+func TestProducerSpreadsKeylessMessagesAcrossCalls(t *testing.T) {
+	var p Producer
+	seen := map[int]int{}
+	for range 8 {
+		seen[p.balancer.Balance(kafka.Message{Value: []byte("x")}, 0, 1, 2, 3)]++
+	}
+	if len(seen) != 4 {
+		t.Errorf("8 keyless messages, one per call, went to partitions %v: want all 4", seen)
+	}
 }
 
 func TestBackoffStaysWithinBounds(t *testing.T) {

@@ -55,6 +55,10 @@ func retriable(err error) bool {
 	if err == nil {
 		return false
 	}
+	var slow requestTimeout
+	if errors.As(err, &slow) {
+		return true
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false
 	}
@@ -78,4 +82,21 @@ func retriable(err error) bool {
 		return true
 	}
 	return true
+}
+
+// requestTimeout is a request whose own deadline passed while its caller's
+// context was still live: a slow or hung broker, retried like any network
+// timeout (a bare context.DeadlineExceeded is final: the caller gave up).
+type requestTimeout struct{ err error }
+
+func (e requestTimeout) Error() string { return "request timed out: " + e.err.Error() }
+func (e requestTimeout) Unwrap() error { return e.err }
+
+// timedOut marks err as a requestTimeout when the request's deadline, not
+// parent's, ended it.
+func timedOut(parent context.Context, err error) error {
+	if err != nil && parent.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+		return requestTimeout{err}
+	}
+	return err
 }
