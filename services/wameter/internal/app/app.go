@@ -177,7 +177,8 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 			h, err = window.New(window.Config{EventsTopic: cfg.Topics.Events, UnitsTopic: cfg.Topics.Units,
 				RowsTopic: cfg.Topics.Rows, StateTopic: cfg.Topics.WindowState, UnitsPartitions: topics[cfg.Topics.Units],
 				Lateness: cfg.Lateness, IdleFlush: cfg.IdleFlush, MessageMemory: cfg.MessageMemory,
-				BufferBytes: cfg.BufferShare(), SpillDir: cfg.SpillPath(), Upstream: upstream},
+				BufferBytes: cfg.BufferShare(), SpillDir: cfg.SpillPath(), Upstream: upstream,
+				HotKeys: cfg.StateHotKeys},
 				stage.Deps{Kafka: cfg.Kafka, Catalog: cat, Accounts: book, Producer: producer, DLQ: dlq, Logger: logger, Registry: reg})
 		case "account":
 			in = []string{cfg.Topics.Units}

@@ -47,6 +47,10 @@ type Config struct {
 	// SpillDir holds the spill files (a cache: replaced from Kafka after a
 	// crash). On real disk, not tmpfs. Default: $TMPDIR/wameter-spill.
 	SpillDir string `env:"WAMETER_SPILL_DIR"`
+	// StateHotKeys bounds, per window partition, the customers whose state
+	// is kept decoded; the others are kept compact (about 80 bytes each)
+	// and decoded when their next event comes.
+	StateHotKeys int `env:"WAMETER_STATE_HOT_KEYS" envDefault:"8192"`
 	// OpsAddr is the ops server's listen address; empty disables it.
 	OpsAddr string `env:"WAMETER_OPS_ADDR" envDefault:"127.0.0.1:9464"`
 	// Migrate: the sink applies schemas/ to the database at start.
@@ -150,6 +154,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Partitions <= 0 || c.ReplicationFactor <= 0 {
 		errs = append(errs, errors.New("WAMETER_PARTITIONS and WAMETER_REPLICATION_FACTOR must be positive"))
+	}
+	if c.StateHotKeys < 1 {
+		errs = append(errs, errors.New("WAMETER_STATE_HOT_KEYS must be at least 1"))
 	}
 	if c.BufferMemory < 0 {
 		errs = append(errs, errors.New("WAMETER_BUFFER_MEMORY must not be negative"))

@@ -25,6 +25,9 @@ func TestLoadConfigFromEnvironment(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("valid configuration rejected: %v", err)
 	}
+	if cfg.StateHotKeys != 8192 {
+		t.Errorf("default WAMETER_STATE_HOT_KEYS %d, want 8192", cfg.StateHotKeys)
+	}
 	if cfg.BufferMemory != 1<<30 || cfg.BufferShare() != 1<<28 {
 		t.Errorf("default buffer memory %d, share %d: want 1GiB over 4 partitions", cfg.BufferMemory, cfg.BufferShare())
 	}
@@ -35,7 +38,7 @@ func TestLoadConfigFromEnvironment(t *testing.T) {
 	if _, err := LoadConfig(map[string]string{"WAMETER_BUFFER_MEMORY": "lots"}); err == nil || !strings.Contains(err.Error(), `size "lots"`) {
 		t.Errorf("WAMETER_BUFFER_MEMORY=lots: %v, want an error quoting it", err)
 	}
-	bad, err := LoadConfig(map[string]string{"WAMETER_IDLE_FLUSH": "0s", "WAMETER_MESSAGE_MEMORY": "1h", "WAMETER_PARTITIONS": "0"})
+	bad, err := LoadConfig(map[string]string{"WAMETER_IDLE_FLUSH": "0s", "WAMETER_MESSAGE_MEMORY": "1h", "WAMETER_PARTITIONS": "0", "WAMETER_STATE_HOT_KEYS": "0"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +48,7 @@ func TestLoadConfigFromEnvironment(t *testing.T) {
 		t.Fatal(err2)
 	}
 	err = errors.Join(err, small.Validate())
-	for _, want := range []string{"WAMETER_IDLE_FLUSH", "WAMETER_MESSAGE_MEMORY", "WAMETER_PARTITIONS", "WAMETER_BUFFER_MEMORY 16 MiB gives each of the 4 partitions 4.0 MiB"} {
+	for _, want := range []string{"WAMETER_IDLE_FLUSH", "WAMETER_MESSAGE_MEMORY", "WAMETER_PARTITIONS", "WAMETER_STATE_HOT_KEYS", "WAMETER_BUFFER_MEMORY 16 MiB gives each of the 4 partitions 4.0 MiB"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate() = %v: want a problem naming %s", err, want)
 		}

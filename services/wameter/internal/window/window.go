@@ -62,6 +62,9 @@ type Config struct {
 	// normalize's partitions for a session timeout) makes the events it
 	// held back late.
 	Upstream Upstream
+	// HotKeys bounds the decoded per-key states a partition keeps (the
+	// rest stay compact); 0: keystate.DefaultMaxHot.
+	HotKeys int
 }
 
 // Upstream tells the idle flush whether a partition's input is complete.
@@ -98,6 +101,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BufferBytes < 0 {
 		errs = append(errs, errors.New("window: buffer bytes must not be negative"))
+	}
+	if c.HotKeys < 0 {
+		errs = append(errs, errors.New("window: hot keys must not be negative"))
 	}
 	if c.BufferBytes > 0 && c.SpillDir == "" {
 		errs = append(errs, errors.New("window: a buffer bound needs a spill directory"))
@@ -229,7 +235,7 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 	}
 	pt := &part{id: p, label: strconv.Itoa(p), logger: s.logger.With(zap.Int("partition", p)),
 		buf: buf, eng: eng,
-		states: keystate.New(keystate.Config{}), dirty: make(map[billing.Key]struct{}),
+		states: keystate.New(keystate.Config{MaxHot: s.cfg.HotKeys}), dirty: make(map[billing.Key]struct{}),
 		lastInput: s.now()}
 	var meta *checkpoint
 	started := time.Now()
