@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,12 +97,46 @@ type Writer struct {
 
 	// flushed is when the last Flush returned (Unix nanoseconds).
 	flushed atomic.Int64
+	// viewsChecked: the database has no rollup view (checked by the first
+	// Resume, under flushMu).
+	viewsChecked bool
+}
+
+// oldViews are the materialized views that filled the rollups before the
+// sink wrote them (dropped by migrations 0013 and 0014).
+var oldViews = []string{"spend_hourly_mv", "conversations_hourly_mv"}
+
+// checkNoViews refuses to write while a view that also fills the rollups
+// exists: every row would be counted twice in them.
+func (w *Writer) checkNoViews(ctx context.Context) error {
+	rows, err := w.conn.Query(ctx, "SELECT name FROM system.tables WHERE database = currentDatabase() AND name IN (?, ?)", oldViews[0], oldViews[1])
+	if err != nil {
+		return fmt.Errorf("look for rollup views: %w", err)
+	}
+	defer rows.Close()
+	var found []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return fmt.Errorf("look for rollup views: %w", err)
+		}
+		found = append(found, name)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("look for rollup views: %w", err)
+	}
+	if len(found) > 0 {
+		return fmt.Errorf("the materialized views %s still fill the rollups this sink writes, which would count every row twice: "+
+			"stop sinks of older versions, then apply the schemas (wameter migrate) before starting this one", strings.Join(found, ", "))
+	}
+	return nil
 }
 
 // partState is a Writer's bookkeeping for one rows-topic partition.
 type partState struct {
 	// maxOffset is, per table, the offset up to which every row is known
-	// stored: after Resume, the start of the id horizon less one (see
+	// stored: after Resume, the highest offset of the partition's inserts
+	// before its last, at most the start of the id horizon less one (see
 	// Resume); then raised by this Writer's own inserts. -1: none.
 	maxOffset [len(tables) + 1]int64
 	ids       *idSet
@@ -178,6 +213,12 @@ func (w *Writer) Resume(ctx context.Context, partition int32) (Resumed, error) {
 		return Resumed{}, fmt.Errorf("resume partition %d: negative", partition)
 	}
 
+	if !w.viewsChecked {
+		if err := w.checkNoViews(ctx); err != nil {
+			return Resumed{}, fmt.Errorf("resume partition %d: %w", partition, err)
+		}
+		w.viewsChecked = true
+	}
 	st := &partState{added: -1, durable: -1}
 	res := Resumed{Partition: partition, MaxOffset: make(map[Table]int64, len(tables))}
 	high := int64(-1)
@@ -206,13 +247,31 @@ func (w *Writer) Resume(ctx context.Context, partition int32) (Resumed, error) {
 		res.RepairedRollups += n
 	}
 
+	// Rows at or below the highest stored offset are not all stored: an
+	// insert whose rows span two months is two parts, and a server killed
+	// between them stored one. Only the partition's last insert per table
+	// can be cut off (a Writer retries an insert until it is stored before
+	// the next), so offsets are trusted only up to the highest offset of an
+	// earlier insert; above it, a row is skipped only if its id is stored.
+	from := max(high-int64(w.cfg.DedupHorizon)+1, 0)
+	for _, t := range tables {
+		if st.maxOffset[t] < 0 {
+			continue
+		}
+		trusted, err := w.completeUpTo(ctx, t, partition, from-1)
+		if err != nil {
+			return Resumed{}, fmt.Errorf("resume partition %d: %w", partition, err)
+		}
+		st.maxOffset[t] = min(st.maxOffset[t], trusted)
+		from = min(from, trusted+1)
+	}
+
 	type recent struct {
 		offset int64
 		id     billing.ID
 	}
 	var ids []recent
 	if high >= 0 {
-		from := max(high-int64(w.cfg.DedupHorizon)+1, 0)
 		for _, t := range tables {
 			q := fmt.Sprintf("SELECT %s, sink_offset FROM %s WHERE sink_partition = ? AND sink_offset >= ?", idColumn(t), t)
 			rows, err := w.conn.Query(ctx, q, uint32(partition), uint64(from))
@@ -237,22 +296,10 @@ func (w *Writer) Resume(ctx context.Context, partition int32) (Resumed, error) {
 			}
 		}
 	}
-	// Rows at or below the highest stored offset are not all stored: an
-	// insert whose rows span two months is two parts, and a server killed
-	// between them stored one. So only offsets below the id horizon are
-	// skipped by offset; within it (the last insert is always within it:
-	// DedupHorizon >= BatchMaxRows), a row is skipped only if its id is
-	// stored.
-	if high >= 0 {
-		from := max(high-int64(w.cfg.DedupHorizon)+1, 0)
-		for _, t := range tables {
-			st.maxOffset[t] = min(st.maxOffset[t], from-1)
-		}
-	}
 	// Oldest first, so that the set forgets the oldest when the horizon
 	// holds more rows than it has room for.
 	slices.SortFunc(ids, func(a, b recent) int { return cmp.Compare(a.offset, b.offset) })
-	st.ids = newIDSet(w.cfg.DedupHorizon)
+	st.ids = newIDSet(max(w.cfg.DedupHorizon, len(ids)))
 	for i := range ids {
 		st.ids.add(ids[i].id)
 	}
@@ -266,6 +313,30 @@ func (w *Writer) Resume(ctx context.Context, partition int32) (Resumed, error) {
 		zap.Int64("charges_max_offset", res.MaxOffset[TableCharges]),
 		zap.Int("recent_ids", res.RecentIDs), zap.Int("repaired_rollups", res.RepairedRollups))
 	return res, nil
+}
+
+// completeUpTo returns the highest offset of partition's rows in t that no
+// cut-off insert can have left incomplete: the rows of inserts before the
+// last one (the one holding the highest offset), capped at limit. Rows
+// written before insert ids existed (insert_id 0) count as complete.
+func (w *Writer) completeUpTo(ctx context.Context, t Table, partition int32, limit int64) (int64, error) {
+	var last uint64
+	q := fmt.Sprintf("SELECT argMax(insert_id, sink_offset) FROM %s WHERE sink_partition = ?", t)
+	if err := w.conn.QueryRow(ctx, q, uint32(partition)).Scan(&last); err != nil {
+		return 0, fmt.Errorf("read %s last insert: %w", t, err)
+	}
+	if last == 0 {
+		return limit, nil
+	}
+	var maxOffset, count uint64
+	q = fmt.Sprintf("SELECT max(sink_offset), count() FROM %s WHERE sink_partition = ? AND insert_id != ?", t)
+	if err := w.conn.QueryRow(ctx, q, uint32(partition), last).Scan(&maxOffset, &count); err != nil {
+		return 0, fmt.Errorf("read %s complete inserts: %w", t, err)
+	}
+	if count == 0 {
+		return -1, nil
+	}
+	return min(int64(maxOffset), limit), nil
 }
 
 // Release forgets partition after it was revoked. Flush first: a partition

@@ -200,14 +200,18 @@ func TestWriterResumeAfterCrash(t *testing.T) {
 		t.Errorf("Committable = %d, %v; want 253", next, ok)
 	}
 
-	// A small horizon bounds what a resumed writer remembers, newest first.
+	// A small horizon bounds what a resumed writer remembers, but never
+	// cuts the partition's last insert (which a crash may have cut off):
+	// the ids reach back to the end of the insert before it.
 	small := newWriter(t, e.conn, Config{DedupHorizon: 10})
 	res, err = small.Resume(context.Background(), p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.RecentIDs != 8 { // offsets 243..252 hold 8 stored rows (250, 251 were skipped)
-		t.Fatalf("resumed with horizon 10: %d ids, want 8", res.RecentIDs)
+	// The last inserts hold offsets 200..252 (conversations) after ones
+	// up to 196: offsets 197..252 hold 54 stored rows (250, 251 skipped).
+	if res.RecentIDs != 54 {
+		t.Fatalf("resumed with horizon 10: %d ids, want 54", res.RecentIDs)
 	}
 	again := rec(245) // stored at offset 245, within the horizon of 252
 	add(t, small, &again, p, 300)
@@ -223,36 +227,52 @@ func TestWriterResumeAfterCrash(t *testing.T) {
 // offset, and must still skip every row that is stored.
 func TestWriterResumeFillsAGapBelowTheHighestOffset(t *testing.T) {
 	e := newEnv(t)
-	const p = 2
-	first := newWriter(t, e.conn, Config{})
-	resume(t, first, p)
-	for i := range 100 {
-		if i >= 40 && i < 60 {
-			continue // the part the server never stored
+	rec := func(i int) Row {
+		if i%4 == 0 {
+			return conversationRecord(t, i)
 		}
-		r := chargeRecord(t, i)
-		add(t, first, &r, p, int64(i))
+		return chargeRecord(t, i)
 	}
-	flush(t, first)
-	if got := count(t, e.conn, "SELECT count() FROM charges"); got != 80 {
-		t.Fatalf("first writer stored %d charges, want 80", got)
+	rows := func(p int) uint64 {
+		q := fmt.Sprintf("SELECT (SELECT count() FROM charges WHERE sink_partition = %d) + (SELECT count() FROM conversations WHERE sink_partition = %d)", p, p)
+		return count(t, e.conn, q)
 	}
-
-	second := newWriter(t, e.conn, Config{})
-	resume(t, second, p)
-	for i := range 100 {
-		r := chargeRecord(t, i)
-		add(t, second, &r, p, int64(i))
-	}
-	flush(t, second)
-	if got := count(t, e.conn, "SELECT count() FROM charges"); got != 100 {
-		t.Errorf("after the resumed writer: %d charges, want 100 (the 20 lost rows stored, none twice)", got)
-	}
-	if got := count(t, e.conn, "SELECT uniqExact(charge_id) FROM charges"); got != 100 {
-		t.Errorf("%d distinct charge ids, want 100", got)
-	}
-	if got := skipped(t, second, TableCharges, reasonID); got != 80 {
-		t.Errorf("skipped by id %v, want the 80 stored rows", got)
+	// The first writer stores offsets lo..lo+99 but those of the part the
+	// server never stored; the next one, given them all again, must store
+	// exactly the missing ones: with the default horizon and with one far
+	// smaller than the insert.
+	for _, c := range []struct {
+		p       int32
+		lo      int
+		horizon int
+	}{{2, 0, 0}, {3, 200, 5}} {
+		first := newWriter(t, e.conn, Config{DedupHorizon: c.horizon})
+		resume(t, first, c.p)
+		for i := c.lo; i < c.lo+100; i++ {
+			if i >= c.lo+40 && i < c.lo+60 {
+				continue // the part the server never stored
+			}
+			r := rec(i)
+			add(t, first, &r, c.p, int64(i))
+		}
+		flush(t, first)
+		if got := rows(int(c.p)); got != 80 {
+			t.Fatalf("partition %d: first writer stored %d rows, want 80", c.p, got)
+		}
+		second := newWriter(t, e.conn, Config{DedupHorizon: c.horizon})
+		resume(t, second, c.p)
+		for i := c.lo; i < c.lo+100; i++ {
+			r := rec(i)
+			add(t, second, &r, c.p, int64(i))
+		}
+		flush(t, second)
+		if got := rows(int(c.p)); got != 100 {
+			t.Errorf("partition %d, horizon %d: %d rows after the resumed writer, want 100 (the 20 lost stored, none twice)", c.p, c.horizon, got)
+		}
+		if got := skipped(t, second, TableCharges, reasonID) + skipped(t, second, TableConversations, reasonID); got != 80 {
+			t.Errorf("partition %d: skipped by id %v, want the 80 stored rows", c.p, got)
+		}
+		checkRollups(t, e.conn, fmt.Sprintf("partition %d after the gap is filled", c.p))
 	}
 }
 
@@ -426,5 +446,27 @@ func TestFixturesAreDistinct(t *testing.T) {
 			t.Fatalf("conversation %d and %d share an id", i, j)
 		}
 		seen[c.ID()] = i
+	}
+}
+
+// A database where an old materialized view still fills a rollup (schemas
+// not applied, or applied while an old sink runs) is refused: both would
+// count every row.
+func TestWriterRefusesWhileRollupViewsExist(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.conn.Exec(ctx, "CREATE VIEW spend_hourly_mv AS SELECT 1 AS x"); err != nil {
+		t.Fatal(err)
+	}
+	w := newWriter(t, e.conn, Config{})
+	_, err := w.Resume(ctx, 0)
+	if err == nil || !strings.Contains(err.Error(), "spend_hourly_mv") || !strings.Contains(err.Error(), "wameter migrate") {
+		t.Fatalf("Resume with the view present: %v; want a refusal naming the view and what to do", err)
+	}
+	if err := e.conn.Exec(ctx, "DROP TABLE spend_hourly_mv"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.Resume(ctx, 0); err != nil {
+		t.Fatalf("Resume once the view is gone: %v", err)
 	}
 }
