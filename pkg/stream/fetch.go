@@ -50,13 +50,19 @@ func (f *fetcher) run(ctx context.Context, offset int64) error {
 			case lerr != nil:
 				err = fmt.Errorf("%w (then the partition's offsets: %w)", err, lerr)
 			case offset < first:
-				f.logger.Warn("fetch offset fell off the log; skipping to its start",
+				f.logger.Error("fetch offset fell off the log (retention deleted records this group had not read): skipping to its start",
 					zap.Int64("offset", offset), zap.Int64("first", first), zap.Int64("skipped", first-offset))
 				offset = first
 				continue
-			case offset < last:
-				continue // records have come since
+			case offset > last:
+				// The log ends before what this group committed: it was
+				// truncated or recreated. Nothing is skipped silently: the
+				// partition waits, and says so at every attempt.
+				f.logger.Error("fetch offset is beyond the end of the log (topic truncated or recreated?); waiting",
+					zap.Int64("offset", offset), zap.Int64("first", first), zap.Int64("last", last))
 			}
+			// offset < last: records have come since; retry after a
+			// backoff, not in a tight loop if the broker keeps refusing.
 		} else if !retriable(err) {
 			return err
 		}
