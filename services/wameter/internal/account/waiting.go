@@ -50,7 +50,14 @@ func (w *waiting) less(a, b *entry) bool {
 	if a.chargedAt != b.chargedAt {
 		return a.chargedAt < b.chargedAt
 	}
-	return billing.UnitLess(&w.queue[a.seq-w.base].unit, &w.queue[b.seq-w.base].unit)
+	ua, ub := &w.queue[a.seq-w.base].unit, &w.queue[b.seq-w.base].unit
+	if billing.UnitLess(ua, ub) {
+		return true
+	}
+	if billing.UnitLess(ub, ua) {
+		return false
+	}
+	return a.seq < b.seq // equal units (duplicates): arrival order, not the heap's
 }
 
 // push adds p; p.offset must not be below that of any unit pushed before.
