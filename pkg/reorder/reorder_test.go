@@ -98,6 +98,28 @@ func streamed(t *testing.T, cat *pricing.Catalog, arrivals []billing.Event, late
 	return billing.Result{Conversations: out.Conversations, Charges: out.Units}
 }
 
+// shuffle returns evs in an arrival order shuffled within the lateness,
+// with Meta's retries (a quarter of the events arrive twice).
+func shuffle(rng *rand.Rand, evs []billing.Event, lateness int64) []billing.Event {
+	type arrival struct {
+		ev  billing.Event
+		key int64
+	}
+	var arr []arrival
+	for _, e := range evs {
+		arr = append(arr, arrival{e, e.Time + rng.Int64N(lateness)})
+		if rng.IntN(4) == 0 { // Meta's retry
+			arr = append(arr, arrival{e, e.Time + rng.Int64N(lateness)})
+		}
+	}
+	slices.SortStableFunc(arr, func(a, b arrival) int { return int(a.key - b.key) })
+	out := make([]billing.Event, len(arr))
+	for i := range arr {
+		out[i] = arr[i].ev
+	}
+	return out
+}
+
 // Property: arrival order shuffled within the lateness bound, with
 // duplicates, through any number of partitions, spilling or not, gives
 // what sorted input gives.
@@ -117,22 +139,7 @@ func TestStreamedEqualsSortedWithinLateness(t *testing.T) {
 			t.Fatal("generator derived no charges")
 		}
 
-		type arrival struct {
-			ev  billing.Event
-			key int64
-		}
-		var arr []arrival
-		for _, e := range evs {
-			arr = append(arr, arrival{e, e.Time + rng.Int64N(lateness)})
-			if rng.IntN(4) == 0 { // Meta's retry
-				arr = append(arr, arrival{e, e.Time + rng.Int64N(lateness)})
-			}
-		}
-		slices.SortStableFunc(arr, func(a, b arrival) int { return int(a.key - b.key) })
-		arrivals := make([]billing.Event, len(arr))
-		for i := range arr {
-			arrivals[i] = arr[i].ev
-		}
+		arrivals := shuffle(rng, evs, lateness)
 		for _, c := range []struct {
 			parts    int
 			maxBytes int64

@@ -27,29 +27,16 @@ func arrivals(rng *rand.Rand, customers int, lateness int64, offsets string) ([]
 			evs[i].MetaCategory, evs[i].MetaPricingModel = "marketing", "PMP"
 		}
 	}
-	type arrival struct {
-		ev  billing.Event
-		key int64
-	}
-	var arr []arrival
-	for _, e := range evs {
-		arr = append(arr, arrival{e, e.Time + rng.Int64N(lateness)})
-		if rng.IntN(4) == 0 { // Meta's retry
-			arr = append(arr, arrival{e, e.Time + rng.Int64N(lateness)})
-		}
-	}
-	slices.SortStableFunc(arr, func(a, b arrival) int { return int(a.key - b.key) })
-	out := make([]billing.Event, len(arr))
-	offs := make([]int64, len(arr))
-	for i := range arr {
-		out[i] = arr[i].ev
+	out := shuffle(rng, evs, lateness)
+	offs := make([]int64, len(out))
+	for i := range out {
 		switch offsets {
 		case "increasing":
 			offs[i] = int64(i)
 		case "repeating":
 			offs[i] = int64(i / 2)
 		case "unordered":
-			offs[i] = rng.Int64N(int64(len(arr)))
+			offs[i] = rng.Int64N(int64(len(out)))
 		}
 	}
 	return out, offs

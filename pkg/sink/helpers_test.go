@@ -301,3 +301,26 @@ func inserted(t testing.TB, w *Writer, table Table) float64 {
 func skipped(t testing.TB, w *Writer, table Table, reason string) float64 {
 	return counterValue(t, w.m.skipped.WithLabelValues(table.String(), reason))
 }
+
+// keyValues runs q, which selects two strings, a key and a value, and
+// returns them as a map.
+func keyValues(t testing.TB, conn clickhouse.Conn, q string) map[string]string {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var key, value string
+		if err := rows.Scan(&key, &value); err != nil {
+			t.Fatal(err)
+		}
+		out[key] = value
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

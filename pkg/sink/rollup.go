@@ -180,34 +180,14 @@ func (w *Writer) rollupHolds(partition int32) bool {
 
 // landRollup stores the rollup rows of pending[t], retrying as land does.
 func (w *Writer) landRollup(ctx context.Context, t Table) error {
-	for attempt := 0; ; attempt++ {
-		err := w.attemptRollup(ctx, t)
-		if err == nil {
-			w.pending[t].reset()
-			w.setHealthy(true)
-			return nil
+	return w.retry(ctx, rollupTable(t), nil, func(ctx context.Context) error {
+		if err := w.attemptRollup(ctx, t); err != nil {
+			w.pending[t].attempted = true
+			return err
 		}
-		w.pending[t].attempted = true
-		w.setHealthy(false)
-		w.m.insertErrors.WithLabelValues(rollupTable(t)).Inc()
-		if permanent(err) {
-			w.log.Error("rollup insert failed, not retrying", zap.String("table", rollupTable(t)), zap.Error(err))
-			return fmt.Errorf("insert into %s: %w", rollupTable(t), err)
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("insert into %s: %w (last error: %w)", rollupTable(t), ctx.Err(), err)
-		}
-		delay := w.backoff(attempt)
-		w.log.Warn("rollup insert failed, retrying", zap.String("table", rollupTable(t)), zap.Int("attempt", attempt+1),
-			zap.Duration("backoff", delay), zap.Error(err))
-		timer := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return fmt.Errorf("insert into %s: %w (last error: %w)", rollupTable(t), ctx.Err(), err)
-		case <-timer.C:
-		}
-	}
+		w.pending[t].reset()
+		return nil
+	})
 }
 
 // attemptRollup makes one try at storing the rollup of pending[t]: after a

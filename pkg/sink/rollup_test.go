@@ -14,26 +14,9 @@ import (
 // (count and sum(amount) per key, as the old views computed them).
 func checkRollups(t *testing.T, conn clickhouse.Conn, when string) {
 	t.Helper()
-	ctx := context.Background()
 	query := func(q string) map[string]string {
 		t.Helper()
-		rows, err := conn.Query(ctx, q)
-		if err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		defer rows.Close()
-		out := map[string]string{}
-		for rows.Next() {
-			var key, value string
-			if err := rows.Scan(&key, &value); err != nil {
-				t.Fatal(err)
-			}
-			out[key] = value
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		return out
+		return keyValues(t, conn, q)
 	}
 	compare := func(name string, got, want map[string]string) {
 		t.Helper()

@@ -508,30 +508,41 @@ func (w *Writer) Flush(ctx context.Context) error {
 // land stores inflight[t], retrying until it succeeds, ctx ends or an
 // error is permanent.
 func (w *Writer) land(ctx context.Context, t Table) error {
+	return w.retry(ctx, t.String(), func() int { return w.inflight[t].len() },
+		func(ctx context.Context) error { return w.attempt(ctx, t) })
+}
+
+// retry runs try until it succeeds, fails for good (permanent) or ctx
+// ends, with jittered exponential backoff between attempts; the Writer is
+// unhealthy while it fails. table names what is inserted; rows, if not
+// nil, how many rows (for the logs).
+func (w *Writer) retry(ctx context.Context, table string, rows func() int, try func(context.Context) error) error {
 	for attempt := 0; ; attempt++ {
-		err := w.attempt(ctx, t)
+		err := try(ctx)
 		if err == nil {
 			w.setHealthy(true)
 			return nil
 		}
 		w.setHealthy(false)
-		w.m.insertErrors.WithLabelValues(t.String()).Inc()
+		w.m.insertErrors.WithLabelValues(table).Inc()
+		fields := []zap.Field{zap.String("table", table), zap.Error(err)}
+		if rows != nil {
+			fields = append(fields, zap.Int("rows", rows()))
+		}
 		if permanent(err) {
-			w.log.Error("insert failed, not retrying", zap.Stringer("table", t),
-				zap.Int("rows", w.inflight[t].len()), zap.Error(err))
-			return fmt.Errorf("insert into %s: %w", t, err)
+			w.log.Error("insert failed, not retrying", fields...)
+			return fmt.Errorf("insert into %s: %w", table, err)
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("insert into %s: %w (last error: %w)", t, ctx.Err(), err)
+			return fmt.Errorf("insert into %s: %w (last error: %w)", table, ctx.Err(), err)
 		}
 		delay := w.backoff(attempt)
-		w.log.Warn("insert failed, retrying", zap.Stringer("table", t), zap.Int("attempt", attempt+1),
-			zap.Int("rows", w.inflight[t].len()), zap.Duration("backoff", delay), zap.Error(err))
+		w.log.Warn("insert failed, retrying", append(fields, zap.Int("attempt", attempt+1), zap.Duration("backoff", delay))...)
 		timer := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return fmt.Errorf("insert into %s: %w (last error: %w)", t, ctx.Err(), err)
+			return fmt.Errorf("insert into %s: %w (last error: %w)", table, ctx.Err(), err)
 		case <-timer.C:
 		}
 	}

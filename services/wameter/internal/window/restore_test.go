@@ -101,17 +101,24 @@ func fillChangelog(t testing.TB, n int) *Stage {
 	c := checkpoint{released: 1754300000, maxSeen: 1754300100, seq: 77, next: 1000, replayFrom: 900, lastSweep: 1754298000}
 	write([]byte{'m'}, c.marshal(), true)
 
+	return newTestStage(t, kcfg, p, reg, Config{EventsTopic: "events", UnitsTopic: "units", RowsTopic: "rows",
+		StateTopic: topic, UnitsPartitions: 1, IdleFlush: time.Second})
+}
+
+// newTestStage returns a window stage with cfg writing through p, with the
+// built-in prices, no accounts file, and dead letters to <state topic>-dlq.
+func newTestStage(t testing.TB, kcfg stream.Config, p *stream.Producer, reg *prometheus.Registry, cfg Config) *Stage {
+	t.Helper()
 	cat, err := pricing.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dlq, err := stream.NewDeadLetters(p, stream.DeadLetterConfig{Topic: topic + "-dlq", Stage: "window"}, reg)
+	dlq, err := stream.NewDeadLetters(p, stream.DeadLetterConfig{Topic: cfg.StateTopic + "-dlq", Stage: "window"}, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{EventsTopic: "events", UnitsTopic: "units", RowsTopic: "rows", StateTopic: topic,
-		UnitsPartitions: 1, IdleFlush: time.Second},
-		stage.Deps{Kafka: kcfg, Catalog: cat, Accounts: accounts.Empty(), Producer: p, DLQ: dlq, Logger: zap.NewNop(), Registry: reg})
+	s, err := New(cfg, stage.Deps{Kafka: kcfg, Catalog: cat, Accounts: accounts.Empty(), Producer: p, DLQ: dlq,
+		Logger: zap.NewNop(), Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,13 +15,10 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/wameter/wameter/pkg/accounts"
 	"github.com/wameter/wameter/pkg/billing"
-	"github.com/wameter/wameter/pkg/pricing"
 	"github.com/wameter/wameter/pkg/stream"
 	"github.com/wameter/wameter/pkg/testenv"
 	"github.com/wameter/wameter/pkg/webhook"
-	"github.com/wameter/wameter/services/wameter/internal/stage"
 )
 
 // spillStage is a window stage on its own topics of a real broker.
@@ -39,7 +36,7 @@ func newSpillStage(t *testing.T, broker string, bufferBytes int64, spillDir stri
 	prefix := fmt.Sprintf("spill-test-%d-%d", bufferBytes, time.Now().UnixNano())
 	ss := &spillStage{kcfg: kcfg, rows: prefix + "-rows", units: prefix + "-units"}
 	var specs []stream.TopicSpec
-	for _, name := range []string{ss.rows, ss.units, prefix + "-state", prefix + "-dlq"} {
+	for _, name := range []string{ss.rows, ss.units, prefix + "-state", prefix + "-state-dlq"} {
 		specs = append(specs, stream.TopicSpec{Name: name, Partitions: 1, ReplicationFactor: 1})
 	}
 	if _, err := stream.EnsureTopics(ctx, kcfg, specs); err != nil {
@@ -51,21 +48,9 @@ func newSpillStage(t *testing.T, broker string, bufferBytes int64, spillDir stri
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Close() })
-	dlq, err := stream.NewDeadLetters(p, stream.DeadLetterConfig{Topic: prefix + "-dlq", Stage: "window"}, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := pricing.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{EventsTopic: "events", UnitsTopic: ss.units, RowsTopic: ss.rows, StateTopic: prefix + "-state",
-		UnitsPartitions: 1, Lateness: 48 * time.Hour, IdleFlush: time.Second, MessageMemory: 168 * time.Hour,
-		BufferBytes: bufferBytes, SpillDir: spillDir},
-		stage.Deps{Kafka: kcfg, Catalog: cat, Accounts: accounts.Empty(), Producer: p, DLQ: dlq, Logger: zap.NewNop(), Registry: reg})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newTestStage(t, kcfg, p, reg, Config{EventsTopic: "events", UnitsTopic: ss.units, RowsTopic: ss.rows,
+		StateTopic: prefix + "-state", UnitsPartitions: 1, Lateness: 48 * time.Hour, IdleFlush: time.Second,
+		MessageMemory: 168 * time.Hour, BufferBytes: bufferBytes, SpillDir: spillDir})
 	ss.Stage = s
 	return ss
 }
