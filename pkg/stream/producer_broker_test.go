@@ -250,3 +250,26 @@ func TestProducerKeepsPartitionOrder(t *testing.T) {
 		}
 	}
 }
+
+// Keyless messages spread over the partitions across calls, not only
+// within one: each call used to start again at partition 0.
+func TestProducerSpreadsKeylessMessagesAcrossCalls(t *testing.T) {
+	cfg := testConfig(testenv.Broker(t))
+	topic := testTopic(t, "keyless")
+	ensureTopic(t, cfg, topic, 4)
+	p := newTestProducer(t, cfg, ProducerConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for i := range 8 {
+		if err := p.WriteMessages(ctx, kafka.Message{Topic: topic, Value: fmt.Appendf(nil, "%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ends := endOffsets(t, cfg, topic, 4)
+	for part := range 4 {
+		if ends[part] != 2 {
+			t.Errorf("8 keyless messages, one per call: partition ends %v, want 2 in each of the 4", ends)
+			break
+		}
+	}
+}

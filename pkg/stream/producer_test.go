@@ -98,19 +98,6 @@ func TestRetriable(t *testing.T) {
 	f(timedOut(live, kafka.TopicAuthorizationFailed), false)
 }
 
-// Keyless messages spread over the partitions across calls, not only
-// within one: every call used to start again at partition 0.
-func TestProducerSpreadsKeylessMessagesAcrossCalls(t *testing.T) {
-	var p Producer
-	seen := map[int]int{}
-	for range 8 {
-		seen[p.balancer.Balance(kafka.Message{Value: []byte("x")}, 0, 1, 2, 3)]++
-	}
-	if len(seen) != 4 {
-		t.Errorf("8 keyless messages, one per call, went to partitions %v: want all 4", seen)
-	}
-}
-
 func TestBackoffStaysWithinBounds(t *testing.T) {
 	b := backoff{min: 100 * time.Millisecond, max: 2 * time.Second}
 	for i := range 50 {
