@@ -123,6 +123,9 @@ func (b *Buffer) Len() int {
 // Released returns the watermark up to which events were released (inclusive).
 func (b *Buffer) Released() int64 { return b.released }
 
+// Lateness returns the allowed lateness in seconds.
+func (b *Buffer) Lateness() int64 { return b.lateness }
+
 // MaxSeen returns the highest event time added.
 func (b *Buffer) MaxSeen() int64 { return b.maxSeen }
 

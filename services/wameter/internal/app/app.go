@@ -154,8 +154,16 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 			// Each Handle's events go out at once, in produce requests
 			// per events partition: large batches keep them few and full.
 			cc.BatchSize = 5000
+			// An input partition quiet at its end for IdleFlush is marked
+			// idle at the first Tick after that: tick finely.
+			cc.IdleInterval = min(cfg.IdleFlush/20, 250*time.Millisecond)
+			progress, perr := stream.NewProgress(cfg.Kafka)
+			if perr != nil {
+				return perr
+			}
 			h, err = normalize.New(normalize.Config{WebhooksTopic: cfg.Topics.Webhooks, SendsTopic: cfg.Topics.Sends,
-				EventsTopic: cfg.Topics.Events}, producer, dlq, logger, reg)
+				EventsTopic: cfg.Topics.Events, EventsPartitions: topics[cfg.Topics.Events],
+				IdleAfter: cfg.IdleFlush, Ends: progress}, producer, dlq, logger, reg)
 		case "window":
 			in = []string{cfg.Topics.Events}
 			cc.BatchSize = 5000
@@ -178,7 +186,7 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 				RowsTopic: cfg.Topics.Rows, StateTopic: cfg.Topics.WindowState, UnitsPartitions: topics[cfg.Topics.Units],
 				Lateness: cfg.Lateness, IdleFlush: cfg.IdleFlush, MessageMemory: cfg.MessageMemory,
 				BufferBytes: cfg.BufferShare(), SpillDir: cfg.SpillPath(), Upstream: upstream,
-				HotKeys: cfg.StateHotKeys},
+				HotKeys: cfg.StateHotKeys, Sources: upstream.Topics},
 				stage.Deps{Kafka: cfg.Kafka, Catalog: cat, Accounts: book, Producer: producer, DLQ: dlq, Logger: logger, Registry: reg})
 		case "account":
 			in = []string{cfg.Topics.Units}

@@ -12,14 +12,14 @@ import (
 func TestLoadConfigFromEnvironment(t *testing.T) {
 	cfg, err := LoadConfig(map[string]string{
 		"KAFKA_BROKERS": "k1:9092,k2:9092", "CLICKHOUSE_DATABASE": "billing",
-		"WAMETER_LATENESS": "15m", "KAFKA_PRODUCER_COMPRESSION": "snappy", "WAMETER_DLQ_TOPIC": "dead",
+		"WAMETER_LATENESS": "15m", "KAFKA_PRODUCER_COMPRESSION": "zstd", "WAMETER_DLQ_TOPIC": "dead",
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if strings.Join(cfg.Kafka.Brokers, ",") != "k1:9092,k2:9092" || cfg.ClickHouse.Database != "billing" ||
 		cfg.ClickHouse.Addr != "127.0.0.1:9000" || cfg.Lateness != 15*time.Minute || cfg.IdleFlush != 30*time.Second ||
-		cfg.Producer.Compression != "snappy" || cfg.Topics.DLQ != "dead" || cfg.Topics.Webhooks != "whatsapp.webhooks" {
+		cfg.Producer.Compression != "zstd" || cfg.Topics.DLQ != "dead" || cfg.Topics.Webhooks != "whatsapp.webhooks" {
 		t.Errorf("config from the environment: %+v", cfg)
 	}
 	if err := cfg.Validate(); err != nil {

@@ -2,14 +2,20 @@
 // bodies and BSP send records into canonical message events, keys each by
 // the customer's wa_id (so all of a customer's events meet in one window
 // partition) and dead-letters, with a reason, whatever cannot be decoded or
-// keyed.
+// keyed. After the events of each batch it writes a source mark (the
+// highest event time read from that input partition so far) to every events
+// partition, and marks an input partition idle once it has been quiet at its
+// end for IdleAfter: the window's watermark follows its slowest source.
 package normalize
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -20,6 +26,7 @@ import (
 	"github.com/wameter/wameter/pkg/stream"
 	"github.com/wameter/wameter/pkg/webhook"
 	"github.com/wameter/wameter/services/wameter/internal/slab"
+	"github.com/wameter/wameter/services/wameter/internal/wire"
 )
 
 // Config names the topics.
@@ -27,14 +34,38 @@ type Config struct {
 	WebhooksTopic string
 	SendsTopic    string
 	EventsTopic   string
+	// EventsPartitions is the partition count of EventsTopic: every one
+	// gets the source marks.
+	EventsPartitions int
+	// IdleAfter: an input partition with no new records for this long
+	// (wall clock), read to its end, is marked idle.
+	IdleAfter time.Duration
+	// Ends tells whether an input partition was read to its end.
+	Ends EndOffsets
+}
+
+// EndOffsets returns the offset the next record written to a partition
+// will get (stream.Progress).
+type EndOffsets interface {
+	EndOffset(ctx context.Context, topic string, partition int) (int64, error)
 }
 
 // Validate reports every problem at once.
 func (c *Config) Validate() error {
+	var errs []error
 	if c.WebhooksTopic == "" || c.SendsTopic == "" || c.EventsTopic == "" {
-		return errors.New("normalize: a topic name is empty")
+		errs = append(errs, errors.New("normalize: a topic name is empty"))
 	}
-	return nil
+	if c.EventsPartitions <= 0 {
+		errs = append(errs, errors.New("normalize: events partitions must be positive"))
+	}
+	if c.IdleAfter <= 0 {
+		errs = append(errs, errors.New("normalize: idle after must be positive"))
+	}
+	if c.Ends == nil {
+		errs = append(errs, errors.New("normalize: no end offsets"))
+	}
+	return errors.Join(errs...)
 }
 
 // Stage implements stream.Handler for the webhooks and sends topics.
@@ -45,6 +76,27 @@ type Stage struct {
 	logger   *zap.Logger
 	records  *prometheus.CounterVec // topic, outcome
 	events   *prometheus.CounterVec // kind
+	idle     prometheus.Counter
+	now      func() time.Time
+
+	mu      sync.Mutex
+	sources map[source]*sourceState
+}
+
+type source struct {
+	topic     string
+	partition int
+}
+
+// sourceState is one input partition's progress; only its partition's
+// goroutine touches it.
+type sourceState struct {
+	maxTime  int64 // highest event time read (math.MinInt64: none yet)
+	sent     int64 // the last mark written
+	next     int64 // next offset to read
+	last     time.Time
+	idle     bool // an idle mark was written, and no records since
+	endAsked time.Time
 }
 
 // New returns the stage.
@@ -61,11 +113,26 @@ func New(cfg Config, producer *stream.Producer, dlq *stream.DeadLetters, logger 
 			Help: "Input records by topic and outcome (ok, dead_letter)."}, []string{"topic", "outcome"}),
 		events: f.NewCounterVec(prometheus.CounterOpts{Name: "wameter_normalize_events_total",
 			Help: "Canonical events emitted by kind (inbound, send, status)."}, []string{"kind"}),
+		idle: f.NewCounter(prometheus.CounterOpts{Name: "wameter_normalize_idle_marks_total",
+			Help: "Input partitions marked idle (quiet at their end for the idle flush interval)."}),
+		now:     time.Now,
+		sources: make(map[source]*sourceState),
 	}, nil
 }
 
-// Assigned starts at the committed offset: the stage has no state.
+func (s *Stage) source(topic string, p int) *sourceState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sources[source{topic, p}]
+}
+
+// Assigned starts at the committed offset: the stage keeps no state but a
+// partition's progress, which starts again from what it reads (a window
+// keeps the highest mark it got from each source).
 func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int64) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sources[source{topic, p}] = &sourceState{maxTime: math.MinInt64, sent: math.MinInt64, next: committed, last: s.now()}
 	return committed, nil
 }
 
@@ -74,6 +141,7 @@ var kindNames = map[billing.EventKind]string{billing.Inbound: "inbound", billing
 // Handle decodes a batch, writes its events and dead letters, and returns
 // the next offset (everything before it is durable downstream).
 func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.Message) (int64, error) {
+	src := s.source(topic, p)
 	var dec webhook.Decoder
 	var evs []billing.Event
 	out := make([]kafka.Message, 0, len(batch))
@@ -105,6 +173,7 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 		ok++
 		for j := range evs {
 			ev := &evs[j]
+			src.maxTime = max(src.maxTime, ev.Time)
 			key := bytes.End(strconv.AppendUint(bytes.Begin(20), ev.Customer, 10))
 			value := bytes.End(webhook.AppendEvent(bytes.Begin(webhook.EventSizeHint(ev)), ev))
 			out = append(out, kafka.Message{Topic: s.cfg.EventsTopic, Key: key, Value: value})
@@ -138,7 +207,29 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 			return -1, fmt.Errorf("normalize %s/%d: dead letters: %w", topic, p, err)
 		}
 	}
-	return batch[len(batch)-1].Offset + 1, nil
+	// The mark goes out after the events it covers are written: a window
+	// partition reads it after them.
+	if src.maxTime != math.MinInt64 && (src.maxTime != src.sent || src.idle) {
+		if err := s.writeMark(ctx, &wire.SourceMark{Topic: topic, Partition: int32(p), Mark: src.maxTime}); err != nil {
+			return -1, err
+		}
+		src.sent, src.idle = src.maxTime, false
+	}
+	src.next, src.last = batch[len(batch)-1].Offset+1, s.now()
+	return src.next, nil
+}
+
+// writeMark writes a source mark to every events partition.
+func (s *Stage) writeMark(ctx context.Context, m *wire.SourceMark) error {
+	v := wire.AppendSourceMark(nil, m)
+	msgs := make([]kafka.Message, s.cfg.EventsPartitions)
+	for q := range msgs {
+		msgs[q] = stream.WithPartition(kafka.Message{Topic: s.cfg.EventsTopic, Value: v}, q)
+	}
+	if err := s.producer.WriteMessages(ctx, msgs...); err != nil {
+		return fmt.Errorf("normalize %s/%d: write source mark: %w", m.Topic, m.Partition, err)
+	}
+	return nil
 }
 
 func headers(hs []kafka.Header) webhook.Headers {
@@ -154,8 +245,43 @@ func headers(hs []kafka.Header) webhook.Headers {
 	return h
 }
 
-// Tick has nothing to flush.
-func (s *Stage) Tick(ctx context.Context, topic string, p int) (int64, error) { return -1, nil }
+// endTimeout bounds one question for a partition's end offset.
+const endTimeout = 5 * time.Second
 
-// Revoked has nothing to flush: every Handle wrote before returning.
-func (s *Stage) Revoked(ctx context.Context, topic string, p int) (int64, error) { return -1, nil }
+// Tick marks the partition idle once it has had no records for IdleAfter
+// and has been read to its end: until it has records again, the windows do
+// not wait for it. Only quiet at the end counts: a partition that cannot
+// be read (a broker outage) still has records, and they must not be late.
+func (s *Stage) Tick(ctx context.Context, topic string, p int) (int64, error) {
+	src := s.source(topic, p)
+	now := s.now()
+	if src == nil || src.idle || now.Sub(src.last) < s.cfg.IdleAfter || now.Before(src.endAsked) {
+		return -1, nil
+	}
+	src.endAsked = now.Add(s.cfg.IdleAfter / 10)
+	actx, cancel := context.WithTimeout(ctx, endTimeout)
+	end, err := s.cfg.Ends.EndOffset(actx, topic, p)
+	cancel()
+	if err != nil {
+		s.logger.Warn("cannot tell whether an input partition was read to its end; not marked idle",
+			zap.String("topic", topic), zap.Int("partition", p), zap.Error(err))
+		return -1, nil
+	}
+	if end > src.next {
+		return -1, nil
+	}
+	if err := s.writeMark(ctx, &wire.SourceMark{Topic: topic, Partition: int32(p), Mark: src.maxTime, Idle: true}); err != nil {
+		return -1, err
+	}
+	src.idle = true
+	s.idle.Inc()
+	return -1, nil
+}
+
+// Revoked forgets the partition: every Handle wrote before returning.
+func (s *Stage) Revoked(ctx context.Context, topic string, p int) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.sources, source{topic, p})
+	return -1, nil
+}

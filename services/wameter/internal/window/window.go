@@ -12,8 +12,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -65,6 +67,16 @@ type Config struct {
 	// HotKeys bounds the decoded per-key states a partition keeps (the
 	// rest stay compact); 0: keystate.DefaultMaxHot.
 	HotKeys int
+	// Sources are the input partitions of normalize (topic → partition
+	// count). With sources, a partition's watermark is the lowest source
+	// mark (normalize's highest event time read from that input partition)
+	// over the sources that are not idle, less Lateness: a replay that
+	// reads some sources faster than others makes nothing late. Until
+	// every source has a mark or is idle, nothing is released but by an
+	// idle flush. A source that is not listed counts once its first mark
+	// is read. Without sources the watermark is the highest event time
+	// seen less Lateness, until a first source mark is read.
+	Sources map[string]int
 }
 
 // Upstream tells the idle flush whether a partition's input is complete.
@@ -208,6 +220,14 @@ type part struct {
 	publishedOK bool
 	lastSweep   int64
 	unknownSeen uint64
+	// sources: the marks read from normalize's input partitions (see
+	// Config.Sources); sourced once one was read. srcReady is the
+	// watermark they allow, as of the last mark (math.MinInt64 while a
+	// source that is not idle has none); allIdle: every source is idle.
+	sources  []sourceMark
+	sourced  bool
+	srcReady int64
+	allIdle  bool
 	// spills and spillWritten: the buffer's totals already counted.
 	spills, spillWritten int64
 
@@ -237,6 +257,7 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 		buf: buf, eng: eng,
 		states: keystate.New(keystate.Config{MaxHot: s.cfg.HotKeys}), dirty: make(map[billing.Key]struct{}),
 		lastInput: s.now()}
+	s.initSources(pt)
 	var meta *checkpoint
 	started := time.Now()
 	reset := func() { meta = nil; pt.states.Clear() }
@@ -268,6 +289,7 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 		pt.buf.Restore(meta.released, meta.maxSeen)
 		pt.seq, pt.replayUntil, pt.next = meta.seq, meta.next, meta.next
 		pt.published, pt.publishedOK, pt.lastSweep = meta.released, true, meta.lastSweep
+		pt.restoreSources(meta)
 		start = meta.replayFrom
 	} else if committed > 0 {
 		pt.logger.Warn("no checkpoint in the changelog but a committed offset: starting with empty state",
@@ -284,6 +306,84 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 	return start, nil
 }
 
+// sourceMark is what a partition read from one source.
+type sourceMark struct {
+	topic     string
+	partition int32
+	mark      int64
+	seen      bool // a mark was read (else mark is meaningless)
+	idle      bool
+}
+
+// initSources lists the configured sources, none seen yet.
+func (s *Stage) initSources(pt *part) {
+	topics := make([]string, 0, len(s.cfg.Sources))
+	for t := range s.cfg.Sources {
+		topics = append(topics, t)
+	}
+	slices.Sort(topics)
+	for _, t := range topics {
+		for q := range s.cfg.Sources[t] {
+			pt.sources = append(pt.sources, sourceMark{topic: t, partition: int32(q)})
+		}
+	}
+	pt.srcReady = math.MinInt64
+	pt.sourced = len(pt.sources) > 0
+}
+
+// applyMark records a source mark and recomputes the watermark the sources
+// allow.
+func (pt *part) applyMark(m *wire.SourceMark) {
+	i := slices.IndexFunc(pt.sources, func(x sourceMark) bool { return x.topic == m.Topic && x.partition == m.Partition })
+	if i < 0 {
+		pt.sources = append(pt.sources, sourceMark{topic: m.Topic, partition: m.Partition})
+		i = len(pt.sources) - 1
+	}
+	sm := &pt.sources[i]
+	if !sm.seen || m.Mark > sm.mark {
+		sm.mark = m.Mark
+	}
+	sm.seen = sm.seen || m.Mark != math.MinInt64
+	sm.idle = m.Idle
+	pt.sourced = true
+	pt.recomputeSources()
+}
+
+// recomputeSources sets srcReady and allIdle from the marks: the lowest mark
+// of the sources that are not idle less the lateness; with every source
+// idle, everything seen so far.
+func (pt *part) recomputeSources() {
+	low, active := int64(math.MaxInt64), false
+	for i := range pt.sources {
+		sm := &pt.sources[i]
+		if sm.idle {
+			continue
+		}
+		if !sm.seen {
+			pt.srcReady, pt.allIdle = math.MinInt64, false
+			return
+		}
+		active = true
+		low = min(low, sm.mark)
+	}
+	pt.allIdle = !active
+	if !active {
+		pt.srcReady = pt.buf.MaxSeen()
+		return
+	}
+	pt.srcReady = low - pt.buf.Lateness()
+}
+
+// ready is the watermark the partition may release up to as of its last
+// record: with source marks, what the slowest source allows; before the
+// first one, the highest event time seen less the lateness.
+func (pt *part) ready() int64 {
+	if pt.sourced {
+		return pt.srcReady
+	}
+	return pt.buf.Ready()
+}
+
 // Handle buffers a batch of events, releases what the watermark passed,
 // and checkpoints.
 func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.Message) (int64, error) {
@@ -295,6 +395,21 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 		m := &batch[i]
 		pt.next = m.Offset + 1
 		pt.handled = m.Offset + 1
+		if wire.IsSourceMark(m.Value) {
+			var sm wire.SourceMark
+			if err := wire.ReadSourceMark(m.Value, &sm); err != nil {
+				if m.Offset >= pt.replayUntil {
+					s.m.events.WithLabelValues("bad").Inc()
+					pt.letters = append(pt.letters, stream.Letter{Source: *m, Reason: "bad_event", Err: err})
+				}
+				continue
+			}
+			// Marks before the checkpoint are in it.
+			if m.Offset >= pt.replayUntil {
+				pt.applyMark(&sm)
+			}
+			continue
+		}
 		var ev billing.Event
 		if err := webhook.ReadEvent(m.Value, &ev); err != nil {
 			if m.Offset >= pt.replayUntil {
@@ -317,7 +432,7 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 		// where batches ended, or a partition replayed in other batches
 		// after a restart would derive other units under the sequence
 		// numbers the account stage has seen.
-		if watermark := max(pt.buf.Released(), pt.buf.Ready()); ev.Time <= watermark || !pt.buf.Add(&ev, m.Offset) {
+		if watermark := max(pt.buf.Released(), pt.ready()); ev.Time <= watermark || !pt.buf.Add(&ev, m.Offset) {
 			s.m.events.WithLabelValues("late").Inc()
 			pt.letters = append(pt.letters, stream.Letter{Source: *m, Reason: "late",
 				Err: fmt.Errorf("event time %s is at or behind the watermark %s (lateness %s)",
@@ -334,9 +449,14 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 	}
 	pt.lastInput = s.now()
 	pt.idle, pt.mark, pt.held = false, nil, false
-	s.release(pt, pt.buf.Ready())
+	s.release(pt, pt.ready())
 	if err := s.bufferFailed(pt); err != nil {
 		return -1, err
+	}
+	// Every source idle and nothing held: the account stage need not wait
+	// for this partition (as after an idle flush).
+	if pt.sourced && pt.allIdle && pt.buf.Len() == 0 {
+		pt.idle = true
 	}
 	return s.flush(ctx, pt)
 }
@@ -607,7 +727,8 @@ func (s *Stage) checkpoint(ctx context.Context, pt *part) error {
 		replayFrom = pt.next
 	}
 	c := checkpoint{released: pt.buf.Released(), maxSeen: pt.buf.MaxSeen(), seq: pt.seq,
-		next: pt.next, replayFrom: replayFrom, lastSweep: pt.lastSweep}
+		next: pt.next, replayFrom: replayFrom, lastSweep: pt.lastSweep,
+		sourced: pt.sourced, srcReady: pt.srcReady, allIdle: pt.allIdle, sources: pt.sources}
 	msgs = append(msgs, stream.WithPartition(kafka.Message{Topic: s.cfg.StateTopic, Key: []byte{'m'}, Value: c.marshal()}, pt.id))
 	if err := s.Producer.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("window partition %d: checkpoint: %w", pt.id, err)
@@ -616,29 +737,85 @@ func (s *Stage) checkpoint(ctx context.Context, pt *part) error {
 	return nil
 }
 
+// restoreSources takes the source marks of a checkpoint: the watermark as
+// of its offset, so that a replay judges late what was judged late before.
+func (pt *part) restoreSources(c *checkpoint) {
+	if !c.sourced {
+		return // a checkpoint before source marks: none read yet
+	}
+	pt.sourced, pt.srcReady, pt.allIdle = true, c.srcReady, c.allIdle
+	for _, r := range c.sources {
+		i := slices.IndexFunc(pt.sources, func(x sourceMark) bool { return x.topic == r.topic && x.partition == r.partition })
+		if i < 0 {
+			pt.sources = append(pt.sources, r)
+		} else {
+			pt.sources[i] = r
+		}
+	}
+	if !c.allIdle {
+		// A source added to the configuration since holds the
+		// watermark until its first mark.
+		srcReady := pt.srcReady
+		pt.recomputeSources()
+		pt.srcReady = min(pt.srcReady, srcReady)
+	}
+}
+
 // checkpoint is a partition's position: what it released, the unit
-// sequence, and where its input must be read again from.
+// sequence, where its input must be read again from, and the source marks.
 type checkpoint struct {
 	released, maxSeen int64
 	seq               uint64
 	next, replayFrom  int64
 	lastSweep         int64
+	// Version 2: source marks.
+	sourced  bool
+	srcReady int64
+	allIdle  bool
+	sources  []sourceMark
 }
 
 func (c *checkpoint) marshal() []byte {
-	b := []byte{1}
+	b := []byte{2}
 	b = binary.AppendVarint(b, c.released)
 	b = binary.AppendVarint(b, c.maxSeen)
 	b = binary.AppendUvarint(b, c.seq)
 	b = binary.AppendVarint(b, c.next)
 	b = binary.AppendVarint(b, c.replayFrom)
-	return binary.AppendVarint(b, c.lastSweep)
+	b = binary.AppendVarint(b, c.lastSweep)
+	var flags byte
+	if c.sourced {
+		flags |= 1
+	}
+	if c.allIdle {
+		flags |= 2
+	}
+	b = append(b, flags)
+	b = binary.AppendVarint(b, c.srcReady)
+	b = binary.AppendUvarint(b, uint64(len(c.sources)))
+	for i := range c.sources {
+		sm := &c.sources[i]
+		var f byte
+		if sm.seen {
+			f |= 1
+		}
+		if sm.idle {
+			f |= 2
+		}
+		b = append(b, f)
+		b = binary.AppendUvarint(b, uint64(sm.partition))
+		b = binary.AppendVarint(b, sm.mark)
+		b = binary.AppendUvarint(b, uint64(len(sm.topic)))
+		b = append(b, sm.topic...)
+	}
+	return b
 }
 
 func (c *checkpoint) unmarshal(b []byte) error {
-	if len(b) == 0 || b[0] != 1 {
+	if len(b) == 0 || (b[0] != 1 && b[0] != 2) {
 		return errors.New("window checkpoint: bad version")
 	}
+	version := b[0]
 	b = b[1:]
 	read := func() int64 {
 		v, n := binary.Varint(b)
@@ -662,6 +839,47 @@ func (c *checkpoint) unmarshal(b []byte) error {
 	c.lastSweep = read()
 	if b == nil {
 		return errors.New("window checkpoint: truncated")
+	}
+	c.srcReady = math.MinInt64
+	if version == 1 {
+		return nil
+	}
+	truncated := errors.New("window checkpoint: truncated source marks")
+	if len(b) == 0 {
+		return truncated
+	}
+	flags := b[0]
+	b = b[1:]
+	c.sourced, c.allIdle = flags&1 != 0, flags&2 != 0
+	c.srcReady = read()
+	count, k := binary.Uvarint(b)
+	if b == nil || k <= 0 || count > uint64(len(b)) {
+		return truncated
+	}
+	b = b[k:]
+	c.sources = make([]sourceMark, 0, count)
+	for range count {
+		if len(b) == 0 {
+			return truncated
+		}
+		f := b[0]
+		b = b[1:]
+		p, k := binary.Uvarint(b)
+		if k <= 0 || p > math.MaxInt32 {
+			return truncated
+		}
+		b = b[k:]
+		mark := read()
+		l, k := binary.Uvarint(b)
+		if b == nil || k <= 0 || l > uint64(len(b)-k) {
+			return truncated
+		}
+		topic := string(b[k : k+int(l)])
+		b = b[k+int(l):]
+		c.sources = append(c.sources, sourceMark{topic: topic, partition: int32(p), mark: mark, seen: f&1 != 0, idle: f&2 != 0})
+	}
+	if len(b) != 0 {
+		return fmt.Errorf("window checkpoint: %d trailing bytes", len(b))
 	}
 	return nil
 }

@@ -177,3 +177,69 @@ func (d *decoder) str() string {
 	d.b = d.b[n:]
 	return s
 }
+
+// Source marks are the control records normalize writes to every partition
+// of the events topic: "I have read partition Partition of Topic up to
+// records of event time Mark, and wrote their events before this record"
+// (or Idle: the source partition has been quiet at its end). The window's
+// watermark follows the slowest source, so a replay that reads some input
+// partitions faster than others makes nothing late.
+//
+// Their first byte is sourceMarkFormat, which no event encoding
+// (webhook.AppendEvent) starts with.
+const sourceMarkFormat = 0xF5
+
+// SourceMark is a decoded source mark.
+type SourceMark struct {
+	Topic     string
+	Partition int32
+	// Mark is the highest event time read from the source so far.
+	Mark int64
+	// Idle: the source had nothing more to read for the idle flush
+	// interval; it does not hold the watermark until it has records again.
+	Idle bool
+}
+
+// IsSourceMark reports whether an events topic value is a source mark.
+func IsSourceMark(b []byte) bool { return len(b) > 0 && b[0] == sourceMarkFormat }
+
+// AppendSourceMark appends a source mark.
+func AppendSourceMark(dst []byte, m *SourceMark) []byte {
+	var flags byte
+	if m.Idle {
+		flags |= 1
+	}
+	dst = append(dst, sourceMarkFormat, version, flags)
+	dst = binary.AppendUvarint(dst, uint64(m.Partition))
+	dst = binary.AppendVarint(dst, m.Mark)
+	return appendString(dst, m.Topic)
+}
+
+// ReadSourceMark decodes a source mark. It never panics on garbage.
+func ReadSourceMark(b []byte, m *SourceMark) error {
+	if len(b) < 3 || b[0] != sourceMarkFormat {
+		return errors.New("not a source mark")
+	}
+	if b[1] != version {
+		return fmt.Errorf("source mark version %d: unsupported", b[1])
+	}
+	if b[2] > 1 {
+		return fmt.Errorf("source mark flags %#x: unknown", b[2])
+	}
+	d := decoder{b: b[3:]}
+	*m = SourceMark{Idle: b[2]&1 != 0}
+	p := d.uvarint()
+	if p > math.MaxInt32 {
+		return fmt.Errorf("source mark partition %d out of range", p)
+	}
+	m.Partition = int32(p)
+	m.Mark = d.varint()
+	m.Topic = d.str()
+	if d.err != nil {
+		return d.err
+	}
+	if len(d.b) != 0 {
+		return fmt.Errorf("source mark has %d trailing bytes", len(d.b))
+	}
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/wameter/wameter/pkg/billing"
+	"github.com/wameter/wameter/pkg/webhook"
 )
 
 func TestUnitRoundTrip(t *testing.T) {
@@ -36,4 +37,34 @@ func FuzzRead(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestSourceMarkRoundTrip(t *testing.T) {
+	for _, in := range []SourceMark{
+		{Topic: "whatsapp.webhooks", Partition: 3, Mark: 1754265602},
+		{Topic: "whatsapp.sends", Partition: 0, Mark: -5, Idle: true},
+	} {
+		b := AppendSourceMark(nil, &in)
+		if !IsSourceMark(b) {
+			t.Fatalf("%+v: not recognised as a source mark", in)
+		}
+		var out SourceMark
+		if err := ReadSourceMark(b, &out); err != nil || out != in {
+			t.Fatalf("round trip of %+v: %+v, %v", in, out, err)
+		}
+		// An event reader must refuse it, and every truncation must fail.
+		var ev billing.Event
+		if err := webhook.ReadEvent(b, &ev); err == nil {
+			t.Fatalf("ReadEvent accepted a source mark")
+		}
+		for n := range len(b) {
+			if err := ReadSourceMark(b[:n], &out); err == nil {
+				t.Fatalf("truncated to %d bytes: accepted", n)
+			}
+		}
+	}
+	ev := billing.Event{Kind: billing.Inbound, Time: 1, MessageID: "m"}
+	if IsSourceMark(webhook.AppendEvent(nil, &ev)) {
+		t.Fatal("an event is taken for a source mark")
+	}
 }
