@@ -93,6 +93,7 @@ type source struct {
 type sourceState struct {
 	maxTime  int64 // highest event time read (math.MinInt64: none yet)
 	sent     int64 // the last mark written
+	sentAt   time.Time
 	next     int64 // next offset to read
 	last     time.Time
 	idle     bool // an idle mark was written, and no records since
@@ -208,15 +209,33 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 		}
 	}
 	// The mark goes out after the events it covers are written: a window
-	// partition reads it after them.
-	if src.maxTime != math.MinInt64 && (src.maxTime != src.sent || src.idle) {
-		if err := s.writeMark(ctx, &wire.SourceMark{Topic: topic, Partition: int32(p), Mark: src.maxTime}); err != nil {
+	// partition reads it after them. At most one per markEvery while the
+	// source is busy (Tick writes the last one): small batches would
+	// otherwise add a record to every events partition per batch.
+	now := s.now()
+	if src.idle || now.Sub(src.sentAt) >= markEvery {
+		if err := s.markActive(ctx, topic, p, src, now); err != nil {
 			return -1, err
 		}
-		src.sent, src.idle = src.maxTime, false
 	}
-	src.next, src.last = batch[len(batch)-1].Offset+1, s.now()
+	src.next, src.last = batch[len(batch)-1].Offset+1, now
 	return src.next, nil
+}
+
+// markEvery is the least time between two marks of a busy source.
+const markEvery = 100 * time.Millisecond
+
+// markActive writes the source's mark if it has one that is not written
+// yet, or if the source was marked idle.
+func (s *Stage) markActive(ctx context.Context, topic string, p int, src *sourceState, now time.Time) error {
+	if src.maxTime == math.MinInt64 || (src.maxTime == src.sent && !src.idle) {
+		return nil
+	}
+	if err := s.writeMark(ctx, &wire.SourceMark{Topic: topic, Partition: int32(p), Mark: src.maxTime}); err != nil {
+		return err
+	}
+	src.sent, src.sentAt, src.idle = src.maxTime, now, false
+	return nil
 }
 
 // writeMark writes a source mark to every events partition.
@@ -248,14 +267,22 @@ func headers(hs []kafka.Header) webhook.Headers {
 // endTimeout bounds one question for a partition's end offset.
 const endTimeout = 5 * time.Second
 
-// Tick marks the partition idle once it has had no records for IdleAfter
+// Tick writes the source's mark that Handle held back, and marks the
+// partition idle once it has had no records for IdleAfter
 // and has been read to its end: until it has records again, the windows do
 // not wait for it. Only quiet at the end counts: a partition that cannot
 // be read (a broker outage) still has records, and they must not be late.
 func (s *Stage) Tick(ctx context.Context, topic string, p int) (int64, error) {
 	src := s.source(topic, p)
 	now := s.now()
-	if src == nil || src.idle || now.Sub(src.last) < s.cfg.IdleAfter || now.Before(src.endAsked) {
+	if src == nil || src.idle {
+		return -1, nil
+	}
+	// A mark Handle held back goes out once the source is quiet.
+	if err := s.markActive(ctx, topic, p, src, now); err != nil {
+		return -1, err
+	}
+	if now.Sub(src.last) < s.cfg.IdleAfter || now.Before(src.endAsked) {
 		return -1, nil
 	}
 	src.endAsked = now.Add(s.cfg.IdleAfter / 10)
