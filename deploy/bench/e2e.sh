@@ -41,11 +41,10 @@
 #   BENCH_LATENESS       WAMETER_LATENESS of the pipeline run (default: the
 #                        pipeline's default, 10m)
 #   BENCH_IDLE_FLUSH     WAMETER_IDLE_FLUSH of the pipeline run, seconds
-#                        (default 5). An idle flush fires only once normalize
-#                        has committed the records produced before it was
-#                        due, so in this backfill it only sets how long the
-#                        pipeline waits after the end of its input; it is
-#                        printed with the results.
+#                        (default 5). Input partitions are marked idle only
+#                        once read to their end, so in this backfill it only
+#                        sets how long the pipeline waits after the end of
+#                        its input; it is printed with the results.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
