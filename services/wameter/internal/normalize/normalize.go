@@ -15,7 +15,6 @@ import (
 	"math"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,7 +77,6 @@ type Stage struct {
 	records  *prometheus.CounterVec // topic, outcome
 	events   *prometheus.CounterVec // kind
 	idle     prometheus.Counter
-	aligned  prometheus.Counter
 	now      func() time.Time
 
 	mu      sync.Mutex
@@ -91,13 +89,8 @@ type source struct {
 }
 
 // sourceState is one input partition's progress; only its partition's
-// goroutine touches it, but for shared, which the others read to align.
+// goroutine touches it.
 type sourceState struct {
-	shared struct {
-		mark      atomic.Int64 // maxTime as of the last batch
-		busyUntil atomic.Int64 // unix nanoseconds: the source counts for alignment until then
-		idle      atomic.Bool
-	}
 	maxTime  int64 // highest event time read (math.MinInt64: none yet)
 	sent     int64 // the last mark written
 	sentAt   time.Time
@@ -123,8 +116,6 @@ func New(cfg Config, producer *stream.Producer, dlq *stream.DeadLetters, logger 
 			Help: "Canonical events emitted by kind (inbound, send, status)."}, []string{"kind"}),
 		idle: f.NewCounter(prometheus.CounterOpts{Name: "wameter_normalize_idle_marks_total",
 			Help: "Input partitions marked idle (quiet at their end for the idle flush interval)."}),
-		aligned: f.NewCounter(prometheus.CounterOpts{Name: "wameter_normalize_align_wait_seconds_total",
-			Help: "Time input partitions waited for slower ones to catch up in event time (backfills)."}),
 		now:     time.Now,
 		sources: make(map[source]*sourceState),
 	}, nil
@@ -142,72 +133,8 @@ func (s *Stage) source(topic string, p int) *sourceState {
 func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int64) (int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	src := &sourceState{maxTime: math.MinInt64, sent: math.MinInt64, next: committed, last: s.now()}
-	src.shared.mark.Store(math.MinInt64)
-	s.sources[source{topic, p}] = src
+	s.sources[source{topic, p}] = &sourceState{maxTime: math.MinInt64, sent: math.MinInt64, next: committed, last: s.now()}
 	return committed, nil
-}
-
-// Event-time alignment: a partition read more than alignAhead of event time
-// ahead of the slowest busy partition of this process waits (up to
-// maxAlignWait per batch) before its next batch. The windows cannot release
-// past the slowest source anyway; what the others read ahead would only sit
-// in their reorder buffers (memory, spills, slower heaps). In real time the
-// partitions are within seconds of each other and nothing waits. A
-// partition counts as busy for busyWindow after its last batch, so one that
-// reached its end stops holding the others back soon.
-const (
-	alignAhead   = time.Hour
-	maxAlignWait = time.Second
-	busyWindow   = time.Second
-	alignPoll    = 2 * time.Millisecond
-)
-
-// align waits while src is more than alignAhead ahead of the slowest other
-// busy source.
-func (s *Stage) align(ctx context.Context, src *sourceState) {
-	if src.maxTime == math.MinInt64 {
-		return
-	}
-	start := time.Now()
-	for {
-		low := s.slowest(src)
-		if low == math.MinInt64 || src.maxTime-low <= int64(alignAhead/time.Second) {
-			break
-		}
-		if time.Since(start) >= maxAlignWait {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(alignPoll):
-		}
-	}
-	if d := time.Since(start); d >= alignPoll {
-		s.aligned.Add(d.Seconds())
-	}
-}
-
-// slowest returns the lowest mark of the other busy sources (math.MinInt64:
-// none).
-func (s *Stage) slowest(me *sourceState) int64 {
-	now := s.now().UnixNano()
-	low := int64(math.MaxInt64)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, o := range s.sources {
-		if o == me || o.shared.idle.Load() || o.shared.busyUntil.Load() < now {
-			continue
-		}
-		if m := o.shared.mark.Load(); m != math.MinInt64 {
-			low = min(low, m)
-		}
-	}
-	if low == math.MaxInt64 {
-		return math.MinInt64
-	}
-	return low
 }
 
 var kindNames = map[billing.EventKind]string{billing.Inbound: "inbound", billing.Send: "send", billing.Status: "status"}
@@ -216,7 +143,6 @@ var kindNames = map[billing.EventKind]string{billing.Inbound: "inbound", billing
 // the next offset (everything before it is durable downstream).
 func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.Message) (int64, error) {
 	src := s.source(topic, p)
-	s.align(ctx, src)
 	var dec webhook.Decoder
 	var evs []billing.Event
 	out := make([]kafka.Message, 0, len(batch))
@@ -293,9 +219,6 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 		}
 	}
 	src.next, src.last = batch[len(batch)-1].Offset+1, now
-	src.shared.mark.Store(src.maxTime)
-	src.shared.busyUntil.Store(now.Add(busyWindow).UnixNano())
-	src.shared.idle.Store(false)
 	return src.next, nil
 }
 
@@ -378,7 +301,6 @@ func (s *Stage) Tick(ctx context.Context, topic string, p int) (int64, error) {
 		return -1, err
 	}
 	src.idle = true
-	src.shared.idle.Store(true)
 	s.idle.Inc()
 	return -1, nil
 }

@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
@@ -186,96 +184,4 @@ func readAll(t *testing.T, broker, topic string, p int) []kafka.Message {
 		out = append(out, m)
 	}
 	return out
-}
-
-// A source read more than alignAhead of event time ahead of the slowest
-// busy source waits before its next batch until that one catches up (a
-// backfill then holds less in the windows' buffers); it does not wait for
-// a source that is no longer busy, nor longer than maxAlignWait.
-func TestAlignWaitsForTheSlowestSource(t *testing.T) {
-	broker := testenv.Broker(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	kcfg := stream.Config{Brokers: []string{broker}}
-	events := fmt.Sprintf("normalize-align-%d", time.Now().UnixNano())
-	if _, err := stream.EnsureTopics(ctx, kcfg, []stream.TopicSpec{
-		{Name: events, Partitions: 1, ReplicationFactor: 1}, {Name: events + "-dlq", Partitions: 1, ReplicationFactor: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	p, err := stream.NewProducer(kcfg, stream.ProducerConfig{}, zap.NewNop(), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	dlq, err := stream.NewDeadLetters(p, stream.DeadLetterConfig{Topic: events + "-dlq", Stage: "normalize"}, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Config{WebhooksTopic: "webhooks", SendsTopic: "sends", EventsTopic: events, EventsPartitions: 1,
-		IdleAfter: time.Minute, Ends: &fakeEnds{}}, p, dlq, zap.NewNop(), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wall atomic.Int64
-	wall.Store(time.Now().UnixNano())
-	s.now = func() time.Time { return time.Unix(0, wall.Load()) }
-	for q := range 2 {
-		if _, err := s.Assigned(ctx, "sends", q, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	const t0 = 1754265600
-	offsets := [2]int64{}
-	handle := func(q int, at int64) {
-		m := send(fmt.Sprintf("wamid.%d-%d", q, offsets[q]), at)
-		m.Topic, m.Partition, m.Offset = "sends", q, offsets[q]
-		offsets[q]++
-		if _, err := s.Handle(ctx, "sends", q, []kafka.Message{m}); err != nil {
-			t.Error(err)
-		}
-	}
-	handle(1, t0)        // the slow source
-	handle(0, t0+2*3600) // two hours ahead: its first batch does not wait
-	done := make(chan struct{})
-	go func() { handle(0, t0+2*3600+60); close(done) }()
-	select {
-	case <-done:
-		t.Fatal("a source two hours ahead of a busy one did not wait")
-	case <-time.After(200 * time.Millisecond):
-	}
-	handle(1, t0+5400) // the slow one catches up to within the hour
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the waiting source did not go on once the slow one caught up")
-	}
-	if w := counter(t, s.aligned); w < 0.2 {
-		t.Errorf("align wait counted %.3fs, want at least the 0.2s it waited", w)
-	}
-
-	// The slow source is no longer busy (no batch for busyWindow): no wait.
-	wall.Add(int64(2 * busyWindow))
-	handle(0, t0+5*3600)
-	start := time.Now()
-	handle(0, t0+5*3600+60)
-	if d := time.Since(start); d >= maxAlignWait {
-		t.Errorf("waited %s for a source that is not busy", d)
-	}
-	// Busy but stuck: the wait ends after maxAlignWait.
-	handle(1, t0+5400)
-	start = time.Now()
-	handle(0, t0+5*3600+120)
-	if d := time.Since(start); d < maxAlignWait {
-		t.Errorf("waited %s for a busy source 3.5h behind, want maxAlignWait (%s)", d, maxAlignWait)
-	}
-}
-
-func counter(t *testing.T, c prometheus.Counter) float64 {
-	t.Helper()
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		t.Fatal(err)
-	}
-	return m.GetCounter().GetValue()
 }
