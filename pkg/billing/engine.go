@@ -180,12 +180,19 @@ func fnv64(s string) uint64 {
 	return h
 }
 
-// message finds or adds the record of ev's message.
+// message finds or adds the record of ev's message. A record older than
+// the message memory is forgotten, not found: whether it was still there
+// must not depend on when the window last swept idle keys or added a
+// message (a replay with another lateness or batching would then derive
+// something else).
 func (e *Engine) message(s *State, ev *Event) *msgRec {
 	h := fnv64(ev.MessageID)
 	for i := len(s.msgs) - 1; i >= 0; i-- {
 		if s.msgs[i].hash == h {
-			return &s.msgs[i]
+			if s.msgs[i].lastAt() > ev.Time-e.cfg.MessageMemory {
+				return &s.msgs[i]
+			}
+			break
 		}
 	}
 	if len(s.msgs) > 0 && (len(s.msgs) >= e.cfg.MaxMessagesPerKey || s.msgs[0].lastAt() <= ev.Time-e.cfg.MessageMemory) {

@@ -298,3 +298,30 @@ func TestLedgerSurvivesMarshalRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// A message id remembered longer than the message memory is a new message
+// when it comes again, whether or not the key added a message (and so
+// forgot old ones) in between: the same ids a year apart are billed twice.
+func TestMessageOlderThanTheMemoryIsForgotten(t *testing.T) {
+	cat := testCatalog(t)
+	eng, _ := New(Config{Catalog: cat})
+	var st State
+	var out Output
+	base := mustTime("2025-08-04T00:00:00Z")
+	deliver := func(at int64, id string) int {
+		out.Reset()
+		ev := Event{Kind: Status, Status: StatusDelivered, Time: at, PhoneNumberID: testPN,
+			Customer: usCust, MessageID: id, MsgKind: KindMarketing}
+		eng.Apply(&st, &ev, &out)
+		return len(out.Units)
+	}
+	if n := deliver(base, "wamid.a"); n != 1 {
+		t.Fatalf("first delivery: %d units", n)
+	}
+	if n := deliver(base+3600, "wamid.a"); n != 0 {
+		t.Errorf("the same delivery an hour later (a retry): %d units, want 0", n)
+	}
+	if n := deliver(base+DefaultMessageMemory+3601, "wamid.a"); n != 1 {
+		t.Errorf("the same id past the message memory: %d units, want 1 (a new message)", n)
+	}
+}
