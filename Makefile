@@ -58,6 +58,7 @@ down:
 
 # The README's main command: the stack on embedded defaults, a simulated day
 # in each pricing era, and the spend summary from ClickHouse.
+run: export WAMETER_LATENESS ?= 48h
 run: export WAMETER_IDLE_FLUSH ?= 5s
 run: up
 	bash deploy/local/run.sh

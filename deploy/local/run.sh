@@ -4,12 +4,9 @@
 # in 2024, then a PMP day in 2025), waits until the charges settle, and
 # prints the spend summary read back from ClickHouse.
 #
-# The days are replayed in seconds, far faster than real time, on the
-# default WAMETER_LATENESS (10m): the windows' watermark follows the slowest
-# input partition, and the first records of a day wake the partitions that
-# went idle after the one before. make run starts the stack with
-# WAMETER_IDLE_FLUSH=5s so that each day's end is released soon. Settings:
-# see env.sh; RUN_SEED, RUN_CUSTOMERS.
+# The days are replayed in seconds, far faster than real time, so make run
+# starts the stack with WAMETER_LATENESS=48h (a backfill setting; the
+# contract's default is 10m). Settings: see env.sh; RUN_SEED, RUN_CUSTOMERS.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
