@@ -77,7 +77,6 @@ type Stage struct {
 	records  *prometheus.CounterVec // topic, outcome
 	events   *prometheus.CounterVec // kind
 	idle     prometheus.Counter
-	woken    prometheus.Counter
 	now      func() time.Time
 
 	mu      sync.Mutex
@@ -89,14 +88,13 @@ type source struct {
 	partition int
 }
 
-// sourceState is one input partition's progress. maxTime and next belong
-// to its partition's goroutine; the rest is guarded by Stage.mu, as another
-// partition's goroutine wakes idle sources up (wakeOthers).
+// sourceState is one input partition's progress; only its partition's
+// goroutine touches it.
 type sourceState struct {
 	maxTime  int64 // highest event time read (math.MinInt64: none yet)
-	next     int64 // next offset to read
 	sent     int64 // the last mark written
 	sentAt   time.Time
+	next     int64 // next offset to read
 	last     time.Time
 	idle     bool // an idle mark was written, and no records since
 	endAsked time.Time
@@ -118,8 +116,6 @@ func New(cfg Config, producer *stream.Producer, dlq *stream.DeadLetters, logger 
 			Help: "Canonical events emitted by kind (inbound, send, status)."}, []string{"kind"}),
 		idle: f.NewCounter(prometheus.CounterOpts{Name: "wameter_normalize_idle_marks_total",
 			Help: "Input partitions marked idle (quiet at their end for the idle flush interval)."}),
-		woken: f.NewCounter(prometheus.CounterOpts{Name: "wameter_normalize_woken_sources_total",
-			Help: "Idle input partitions marked active again because another one got records after all were idle."}),
 		now:     time.Now,
 		sources: make(map[source]*sourceState),
 	}, nil
@@ -134,15 +130,7 @@ func (s *Stage) source(topic string, p int) *sourceState {
 // Assigned starts at the committed offset: the stage keeps no state but a
 // partition's progress, which starts again from what it reads (a window
 // keeps the highest mark it got from each source).
-// A partition's new owner does not know whether it was idle: it marks it
-// active (keeping the mark the windows have) before reading it, so that the
-// records that came while it had no owner (a process killed, a rebalance)
-// hold the watermark until they are read, instead of being late because
-// the partition was marked idle by its previous owner.
 func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int64) (int64, error) {
-	if err := s.writeMark(ctx, &wire.SourceMark{Topic: topic, Partition: int32(p), Mark: math.MinInt64}); err != nil {
-		return 0, err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sources[source{topic, p}] = &sourceState{maxTime: math.MinInt64, sent: math.MinInt64, next: committed, last: s.now()}
@@ -155,9 +143,6 @@ var kindNames = map[billing.EventKind]string{billing.Inbound: "inbound", billing
 // the next offset (everything before it is durable downstream).
 func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.Message) (int64, error) {
 	src := s.source(topic, p)
-	if err := s.wakeOthers(ctx, src); err != nil {
-		return -1, err
-	}
 	var dec webhook.Decoder
 	var evs []billing.Event
 	out := make([]kafka.Message, 0, len(batch))
@@ -227,8 +212,6 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 	// partition reads it after them. At most one per markEvery while the
 	// source is busy (Tick writes the last one): small batches would
 	// otherwise add a record to every events partition per batch.
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.now()
 	if src.idle || now.Sub(src.sentAt) >= markEvery {
 		if err := s.markActive(ctx, topic, p, src, now); err != nil {
@@ -237,41 +220,6 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 	}
 	src.next, src.last = batch[len(batch)-1].Offset+1, now
 	return src.next, nil
-}
-
-// wakeOthers ends a pause: when src, idle, gets records while every other
-// input partition of this process is idle too, those are marked active
-// again (with the marks they had) before src's events are written, and are
-// marked idle again only after IdleAfter of quiet at their end. Otherwise
-// the first partition read after a pause would advance the windows'
-// watermark alone, by hours of event time in a replay, while the records
-// the others got meanwhile are still on their way (not yet read), and
-// those would be late. Partitions of other processes are not woken (see
-// the README). In real time some partition is always busy and nothing
-// happens here.
-func (s *Stage) wakeOthers(ctx context.Context, src *sourceState) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !src.idle {
-		return nil
-	}
-	for _, o := range s.sources {
-		if o != src && !o.idle {
-			return nil
-		}
-	}
-	now := s.now()
-	for k, o := range s.sources {
-		if o == src {
-			continue
-		}
-		if err := s.writeMark(ctx, &wire.SourceMark{Topic: k.topic, Partition: int32(k.partition), Mark: o.sent}); err != nil {
-			return err
-		}
-		o.idle, o.last, o.endAsked = false, now, time.Time{}
-		s.woken.Inc()
-	}
-	return nil
 }
 
 // markEvery is the least time between two marks of a busy source.
@@ -326,28 +274,18 @@ const endTimeout = 5 * time.Second
 // be read (a broker outage) still has records, and they must not be late.
 func (s *Stage) Tick(ctx context.Context, topic string, p int) (int64, error) {
 	src := s.source(topic, p)
-	if src == nil {
-		return -1, nil
-	}
-	s.mu.Lock()
 	now := s.now()
-	if src.idle {
-		s.mu.Unlock()
+	if src == nil || src.idle {
 		return -1, nil
 	}
 	// A mark Handle held back goes out once the source is quiet.
 	if err := s.markActive(ctx, topic, p, src, now); err != nil {
-		s.mu.Unlock()
 		return -1, err
 	}
 	if now.Sub(src.last) < s.cfg.IdleAfter || now.Before(src.endAsked) {
-		s.mu.Unlock()
 		return -1, nil
 	}
 	src.endAsked = now.Add(s.cfg.IdleAfter / 10)
-	last := src.last
-	s.mu.Unlock()
-
 	actx, cancel := context.WithTimeout(ctx, endTimeout)
 	end, err := s.cfg.Ends.EndOffset(actx, topic, p)
 	cancel()
@@ -359,12 +297,7 @@ func (s *Stage) Tick(ctx context.Context, topic string, p int) (int64, error) {
 	if end > src.next {
 		return -1, nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if src.idle || src.last != last {
-		return -1, nil // woken meanwhile: quiet again first
-	}
-	if err := s.writeMark(ctx, &wire.SourceMark{Topic: topic, Partition: int32(p), Mark: src.sent, Idle: true}); err != nil {
+	if err := s.writeMark(ctx, &wire.SourceMark{Topic: topic, Partition: int32(p), Mark: src.maxTime, Idle: true}); err != nil {
 		return -1, err
 	}
 	src.idle = true
