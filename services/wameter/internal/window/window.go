@@ -334,12 +334,7 @@ func (s *Stage) initSources(pt *part) {
 // applyMark records a source mark and recomputes the watermark the sources
 // allow.
 func (pt *part) applyMark(m *wire.SourceMark) {
-	i := slices.IndexFunc(pt.sources, func(x sourceMark) bool { return x.topic == m.Topic && x.partition == m.Partition })
-	if i < 0 {
-		pt.sources = append(pt.sources, sourceMark{topic: m.Topic, partition: m.Partition})
-		i = len(pt.sources) - 1
-	}
-	sm := &pt.sources[i]
+	sm := pt.source(m.Topic, m.Partition)
 	if !sm.seen || m.Mark > sm.mark {
 		sm.mark = m.Mark
 	}
@@ -347,6 +342,16 @@ func (pt *part) applyMark(m *wire.SourceMark) {
 	sm.idle = m.Idle
 	pt.sourced = true
 	pt.recomputeSources()
+}
+
+// source returns the partition's record of a source, added if new.
+func (pt *part) source(topic string, partition int32) *sourceMark {
+	i := slices.IndexFunc(pt.sources, func(x sourceMark) bool { return x.topic == topic && x.partition == partition })
+	if i < 0 {
+		pt.sources = append(pt.sources, sourceMark{topic: topic, partition: partition})
+		i = len(pt.sources) - 1
+	}
+	return &pt.sources[i]
 }
 
 // recomputeSources sets srcReady and allIdle from the marks: the lowest mark
@@ -745,12 +750,7 @@ func (pt *part) restoreSources(c *checkpoint) {
 	}
 	pt.sourced, pt.srcReady, pt.allIdle = true, c.srcReady, c.allIdle
 	for _, r := range c.sources {
-		i := slices.IndexFunc(pt.sources, func(x sourceMark) bool { return x.topic == r.topic && x.partition == r.partition })
-		if i < 0 {
-			pt.sources = append(pt.sources, r)
-		} else {
-			pt.sources[i] = r
-		}
+		*pt.source(r.topic, r.partition) = r
 	}
 	if !c.allIdle {
 		// A source added to the configuration since holds the
@@ -783,32 +783,30 @@ func (c *checkpoint) marshal() []byte {
 	b = binary.AppendVarint(b, c.next)
 	b = binary.AppendVarint(b, c.replayFrom)
 	b = binary.AppendVarint(b, c.lastSweep)
-	var flags byte
-	if c.sourced {
-		flags |= 1
-	}
-	if c.allIdle {
-		flags |= 2
-	}
-	b = append(b, flags)
+	b = append(b, bits(c.sourced, c.allIdle))
 	b = binary.AppendVarint(b, c.srcReady)
 	b = binary.AppendUvarint(b, uint64(len(c.sources)))
 	for i := range c.sources {
 		sm := &c.sources[i]
-		var f byte
-		if sm.seen {
-			f |= 1
-		}
-		if sm.idle {
-			f |= 2
-		}
-		b = append(b, f)
+		b = append(b, bits(sm.seen, sm.idle))
 		b = binary.AppendUvarint(b, uint64(sm.partition))
 		b = binary.AppendVarint(b, sm.mark)
 		b = binary.AppendUvarint(b, uint64(len(sm.topic)))
 		b = append(b, sm.topic...)
 	}
 	return b
+}
+
+// bits packs two flags: a in bit 0, b in bit 1.
+func bits(a, b bool) byte {
+	var f byte
+	if a {
+		f |= 1
+	}
+	if b {
+		f |= 2
+	}
+	return f
 }
 
 func (c *checkpoint) unmarshal(b []byte) error {
