@@ -13,12 +13,12 @@ func TestCheckpointRoundTrip(t *testing.T) {
 		{released: 1754265600, maxSeen: 1754266200, seq: 981, next: 5000, replayFrom: 4100, lastSweep: 1754262000,
 			srcReady: math.MinInt64, sources: []sourceMark{}},
 		{released: 1754265600, maxSeen: 1754266200, seq: 7, next: 50, replayFrom: 41, lastSweep: 1754262000,
-			sourced: true, srcReady: 1754265000, sources: []sourceMark{
+			srcReady: 1754265000, sources: []sourceMark{
 				{topic: "whatsapp.webhooks", partition: 0, mark: 1754266000, seen: true},
 				{topic: "whatsapp.webhooks", partition: 1, idle: true},
 				{topic: "whatsapp.sends", partition: 3, mark: 1754265600, seen: true, idle: true},
 			}},
-		{released: 9, maxSeen: 10, sourced: true, allIdle: true, srcReady: 10, sources: []sourceMark{
+		{released: 9, maxSeen: 10, allIdle: true, srcReady: 10, sources: []sourceMark{
 			{topic: "s", partition: 0, mark: 10, seen: true, idle: true}}},
 	} {
 		var got checkpoint
@@ -26,7 +26,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 			t.Errorf("round trip of %+v: %+v, %v", c, got, err)
 		}
 	}
-	good := (&checkpoint{seq: 3, next: 9, sourced: true, sources: []sourceMark{{topic: "t", mark: 5, seen: true}}}).marshal()
+	good := (&checkpoint{seq: 3, next: 9, sources: []sourceMark{{topic: "t", mark: 5, seen: true}}}).marshal()
 	for _, b := range [][]byte{nil, {3}, good[:len(good)-1], good[:3], append(good[:len(good):len(good)], 0)} {
 		var c checkpoint
 		if err := c.unmarshal(b); err == nil {
@@ -44,7 +44,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	}
 	var c checkpoint
 	if err := c.unmarshal(v1); err != nil || c.released != 100 || c.maxSeen != 200 || c.seq != 5 || c.next != 60 ||
-		c.replayFrom != 50 || c.sourced || c.srcReady != math.MinInt64 {
+		c.replayFrom != 50 || len(c.sources) != 0 || c.srcReady != math.MinInt64 {
 		t.Errorf("version 1 checkpoint: %+v, %v", c, err)
 	}
 }

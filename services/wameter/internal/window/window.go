@@ -221,11 +221,12 @@ type part struct {
 	lastSweep   int64
 	unknownSeen uint64
 	// sources: the marks read from normalize's input partitions (see
-	// Config.Sources); sourced once one was read. srcReady is the
-	// watermark they allow, as of the last mark (math.MinInt64 while a
-	// source that is not idle has none); allIdle: every source is idle.
+	// Config.Sources, and any other source whose mark was read); with
+	// none, the watermark is the highest event time seen less the
+	// lateness. srcReady is the watermark they allow, as of the last mark
+	// (math.MinInt64 while a source that is not idle has none); allIdle:
+	// every source is idle.
 	sources  []sourceMark
-	sourced  bool
 	srcReady int64
 	allIdle  bool
 	// spills and spillWritten: the buffer's totals already counted.
@@ -328,7 +329,6 @@ func (s *Stage) initSources(pt *part) {
 		}
 	}
 	pt.srcReady = math.MinInt64
-	pt.sourced = len(pt.sources) > 0
 }
 
 // applyMark records a source mark and recomputes the watermark the sources
@@ -340,7 +340,6 @@ func (pt *part) applyMark(m *wire.SourceMark) {
 	}
 	sm.seen = sm.seen || m.Mark != math.MinInt64
 	sm.idle = m.Idle
-	pt.sourced = true
 	pt.recomputeSources()
 }
 
@@ -383,7 +382,7 @@ func (pt *part) recomputeSources() {
 // record: with source marks, what the slowest source allows; before the
 // first one, the highest event time seen less the lateness.
 func (pt *part) ready() int64 {
-	if pt.sourced {
+	if len(pt.sources) > 0 {
 		return pt.srcReady
 	}
 	return pt.buf.Ready()
@@ -460,7 +459,7 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 	}
 	// Every source idle and nothing held: the account stage need not wait
 	// for this partition (as after an idle flush).
-	if pt.sourced && pt.allIdle && pt.buf.Len() == 0 {
+	if len(pt.sources) > 0 && pt.allIdle && pt.buf.Len() == 0 {
 		pt.idle = true
 	}
 	return s.flush(ctx, pt)
@@ -733,7 +732,7 @@ func (s *Stage) checkpoint(ctx context.Context, pt *part) error {
 	}
 	c := checkpoint{released: pt.buf.Released(), maxSeen: pt.buf.MaxSeen(), seq: pt.seq,
 		next: pt.next, replayFrom: replayFrom, lastSweep: pt.lastSweep,
-		sourced: pt.sourced, srcReady: pt.srcReady, allIdle: pt.allIdle, sources: pt.sources}
+		srcReady: pt.srcReady, allIdle: pt.allIdle, sources: pt.sources}
 	msgs = append(msgs, stream.WithPartition(kafka.Message{Topic: s.cfg.StateTopic, Key: []byte{'m'}, Value: c.marshal()}, pt.id))
 	if err := s.Producer.WriteMessages(ctx, msgs...); err != nil {
 		return fmt.Errorf("window partition %d: checkpoint: %w", pt.id, err)
@@ -745,10 +744,10 @@ func (s *Stage) checkpoint(ctx context.Context, pt *part) error {
 // restoreSources takes the source marks of a checkpoint: the watermark as
 // of its offset, so that a replay judges late what was judged late before.
 func (pt *part) restoreSources(c *checkpoint) {
-	if !c.sourced {
-		return // a checkpoint before source marks: none read yet
+	if len(c.sources) == 0 {
+		return // a checkpoint before source marks, or of a partition without sources
 	}
-	pt.sourced, pt.srcReady, pt.allIdle = true, c.srcReady, c.allIdle
+	pt.srcReady, pt.allIdle = c.srcReady, c.allIdle
 	for _, r := range c.sources {
 		*pt.source(r.topic, r.partition) = r
 	}
@@ -769,7 +768,6 @@ type checkpoint struct {
 	next, replayFrom  int64
 	lastSweep         int64
 	// Version 2: source marks.
-	sourced  bool
 	srcReady int64
 	allIdle  bool
 	sources  []sourceMark
@@ -783,7 +781,7 @@ func (c *checkpoint) marshal() []byte {
 	b = binary.AppendVarint(b, c.next)
 	b = binary.AppendVarint(b, c.replayFrom)
 	b = binary.AppendVarint(b, c.lastSweep)
-	b = append(b, bits(c.sourced, c.allIdle))
+	b = append(b, bits(len(c.sources) > 0, c.allIdle)) // bit 0: sources (read as their count)
 	b = binary.AppendVarint(b, c.srcReady)
 	b = binary.AppendUvarint(b, uint64(len(c.sources)))
 	for i := range c.sources {
@@ -848,7 +846,7 @@ func (c *checkpoint) unmarshal(b []byte) error {
 	}
 	flags := b[0]
 	b = b[1:]
-	c.sourced, c.allIdle = flags&1 != 0, flags&2 != 0
+	c.allIdle = flags&2 != 0
 	c.srcReady = read()
 	count, k := binary.Uvarint(b)
 	if b == nil || k <= 0 || count > uint64(len(b)) {
