@@ -85,12 +85,12 @@ ch() { clickhouse-client --host "$clickhouse_host" --port "$clickhouse_port" "$@
 # ch_http QUERY: a query over HTTP (curl is much cheaper than starting
 # clickhouse-client every poll).
 ch_http() { curl -sf -m 5 "http://$clickhouse_host:$CLICKHOUSE_HTTP_PORT/" --data-binary "$1"; }
-# metric_sum NAME: the sum over all label sets of NAME in the pipeline's
-# /metrics (0 when the pipeline does not answer yet: not an error, pipefail
-# notwithstanding).
+# metric_sum NAME [LABEL]: the sum over all label sets of NAME (those that
+# contain LABEL, e.g. outcome="late") in the pipeline's /metrics (0 when the
+# pipeline does not answer yet: not an error, pipefail notwithstanding).
 metric_sum() {
 	{ curl -sf -m 5 "http://$WAMETER_OPS_ADDR/metrics" 2>/dev/null || true; } |
-		awk -v name="$1" '$1 == name || index($1, name "{") == 1 { s += $2 } END { printf "%.0f", s }'
+		awk -v name="$1" -v label="${2:-}" '($1 == name || index($1, name "{") == 1) && (label == "" || index($1, label)) { s += $2 } END { printf "%.0f", s }'
 }
 # rss KIND PID: VmHWM or VmRSS of PID in kB (0 when gone).
 rss() { awk -v k="$1:" '$1 == k { print $2; found = 1 } END { if (!found) print 0 }' "/proc/$2/status" 2>/dev/null || echo 0; }
@@ -243,8 +243,7 @@ sink_rows=$(metric_sum wameter_sink_rows_inserted_total)
 charges=$(ch_http "SELECT count() FROM $CLICKHOUSE_DATABASE.charges")
 conversations=$(ch_http "SELECT count() FROM $CLICKHOUSE_DATABASE.conversations")
 dead_letters=$(metric_sum wameter_stream_dead_letters_total)
-late=$({ curl -sf -m 5 "http://$WAMETER_OPS_ADDR/metrics" || true; } |
-	awk '$1 ~ /^wameter_window_events_total\{/ && $1 ~ /outcome="late"/ { s += $2 } END { printf "%.0f", s }')
+late=$(metric_sum wameter_window_events_total 'outcome="late"')
 state_keys=$(metric_sum wameter_window_state_keys)
 # A forced GC first: the heap then holds what is live (state, buffers, pools).
 curl -sf -m 30 -o /dev/null "http://$WAMETER_OPS_ADDR/debug/pprof/heap?gc=1"

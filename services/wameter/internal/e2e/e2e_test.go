@@ -187,6 +187,18 @@ func conversationRows(want billing.Result) []string {
 	return rows
 }
 
+// checkTables reports charges and conversations in ClickHouse that differ
+// from the reference derivation want.
+func (s *stack) checkTables(ctx context.Context, want billing.Result) {
+	s.t.Helper()
+	if got, w := s.charges(ctx), chargeRows(want); !slices.Equal(got, w) {
+		s.t.Errorf("charges in ClickHouse differ from the reference derivation:\n got %d: %v\nwant %d: %v", len(got), got, len(w), w)
+	}
+	if got, w := s.conversations(ctx), conversationRows(want); !slices.Equal(got, w) {
+		s.t.Errorf("conversations differ:\n got %v\nwant %v", got, w)
+	}
+}
+
 func (s *stack) charges(ctx context.Context) []chargeRow {
 	rows, err := s.ch.Query(ctx, "SELECT charge_id, category, pricing_type, pricing_model, market, toString(amount), customer_wa_id FROM charges ORDER BY charge_id")
 	if err != nil {
@@ -255,24 +267,7 @@ func (s *stack) deadLetters(ctx context.Context) (map[string]int, int) {
 	reasons := map[string]int{}
 	total := 0
 	for _, p := range parts {
-		lc, err := kafka.DialLeader(ctx, "tcp", s.broker, p.Topic, p.ID)
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		last, err := lc.ReadLastOffset()
-		lc.Close()
-		if err != nil {
-			s.t.Fatal(err)
-		}
-		if last == 0 {
-			continue
-		}
-		r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{s.broker}, Topic: p.Topic, Partition: p.ID, MaxWait: 100 * time.Millisecond})
-		for i := int64(0); i < last; i++ {
-			m, err := r.ReadMessage(ctx)
-			if err != nil {
-				s.t.Fatal(err)
-			}
+		for _, m := range testenv.ReadPartition(s.t, s.broker, p.Topic, p.ID) {
 			total++
 			for _, h := range m.Headers {
 				if h.Key == "dlq_reason" {
@@ -280,7 +275,6 @@ func (s *stack) deadLetters(ctx context.Context) (map[string]int, int) {
 				}
 			}
 		}
-		r.Close()
 	}
 	return reasons, total
 }
@@ -352,15 +346,8 @@ func TestPipelineEndToEnd(t *testing.T) {
 	})
 	time.Sleep(3 * time.Second) // anything extra would show now
 
-	wantCharges := chargeRows(want)
+	s.checkTables(ctx, want)
 	gotCharges := s.charges(ctx)
-	if !slices.Equal(gotCharges, wantCharges) {
-		t.Errorf("charges in ClickHouse differ from the reference derivation:\n got %d: %v\nwant %d: %v", len(gotCharges), gotCharges, len(wantCharges), wantCharges)
-	}
-	wantConvs := conversationRows(want)
-	if got := s.conversations(ctx); !slices.Equal(got, wantConvs) {
-		t.Errorf("conversations differ:\n got %v\nwant %v", got, wantConvs)
-	}
 	// What a user checks first: the worked examples' outcome.
 	byType := map[string]int{}
 	for _, c := range gotCharges {

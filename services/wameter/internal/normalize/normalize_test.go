@@ -91,7 +91,7 @@ func TestSourceMarksFollowTheEvents(t *testing.T) {
 	if next, err := s.Handle(ctx, "sends", 3, []kafka.Message{later}); err != nil || next != 4 {
 		t.Fatalf("Handle: %d, %v", next, err)
 	}
-	if n := len(readAll(t, broker, events, 0)) + len(readAll(t, broker, events, 1)); n != 5 {
+	if n := len(testenv.ReadPartition(t, broker, events, 0)) + len(testenv.ReadPartition(t, broker, events, 1)); n != 5 {
 		t.Errorf("after two batches at once: %d records in the events partitions, want 5 (3 events, the first mark in each)", n)
 	}
 	// Quiet, but not long enough to be idle: the held-back mark; then long
@@ -113,7 +113,7 @@ func TestSourceMarksFollowTheEvents(t *testing.T) {
 	tick()
 
 	for q := range 2 {
-		got := readAll(t, broker, events, q)
+		got := testenv.ReadPartition(t, broker, events, q)
 		var kinds []string
 		for _, m := range got {
 			if wire.IsSourceMark(m.Value) {
@@ -153,35 +153,9 @@ func TestSourceMarksFollowTheEvents(t *testing.T) {
 	if _, err := s.Tick(ctx, "webhooks", 0); err != nil {
 		t.Fatal(err)
 	}
-	got := readAll(t, broker, events, 0)
+	got := testenv.ReadPartition(t, broker, events, 0)
 	var sm wire.SourceMark
 	if err := wire.ReadSourceMark(got[len(got)-1].Value, &sm); err != nil || sm.Topic != "webhooks" || !sm.Idle || sm.Mark != math.MinInt64 {
 		t.Errorf("empty source: last record %+v, %v; want an idle mark of webhooks/0", sm, err)
 	}
-}
-
-func readAll(t *testing.T, broker, topic string, p int) []kafka.Message {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := kafka.DialLeader(ctx, "tcp", broker, topic, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	last, err := conn.ReadLastOffset()
-	conn.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: []string{broker}, Topic: topic, Partition: p, MaxWait: 100 * time.Millisecond})
-	defer r.Close()
-	var out []kafka.Message
-	for int64(len(out)) < last {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			t.Fatalf("read %s/%d: %v", topic, p, err)
-		}
-		out = append(out, m)
-	}
-	return out
 }

@@ -58,25 +58,8 @@ func newSpillStage(t *testing.T, broker string, bufferBytes int64, spillDir stri
 // read returns every record value of topic, as strings, in offset order.
 func (ss *spillStage) read(t *testing.T, topic string) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	conn, err := kafka.DialLeader(ctx, "tcp", ss.kcfg.Brokers[0], topic, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	last, err := conn.ReadLastOffset()
-	conn.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := kafka.NewReader(kafka.ReaderConfig{Brokers: ss.kcfg.Brokers, Topic: topic, Partition: 0, MaxWait: 100 * time.Millisecond})
-	defer r.Close()
 	var out []string
-	for int64(len(out)) < last {
-		m, err := r.ReadMessage(ctx)
-		if err != nil {
-			t.Fatalf("read %s: %v", topic, err)
-		}
+	for _, m := range testenv.ReadPartition(t, ss.kcfg.Brokers[0], topic, 0) {
 		out = append(out, string(m.Key)+"="+string(m.Value))
 	}
 	return out
