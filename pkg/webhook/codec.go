@@ -47,13 +47,6 @@ func AppendEvent(dst []byte, e *billing.Event) []byte {
 	return append(dst, e.MetaPricingModel...)
 }
 
-// EventSizeHint returns an upper bound of the length of AppendEvent's
-// encoding of e, for sizing the buffer it appends to.
-func EventSizeHint(e *billing.Event) int {
-	return 5 + 8*binary.MaxVarintLen64 + len(e.MessageID) + len(e.MetaConversationID) +
-		len(e.MetaCategory) + len(e.MetaPricingModel)
-}
-
 // ReadEvent decodes one AppendEvent encoding, the whole of b, into e. It
 // rejects an unknown format byte, out-of-range enums, truncated input and
 // trailing bytes with an error wrapping ErrCorruptEvent; e is then

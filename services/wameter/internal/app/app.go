@@ -166,7 +166,12 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 				IdleAfter: cfg.IdleFlush, Ends: progress}, producer, dlq, logger, reg)
 		case "window":
 			in = []string{cfg.Topics.Events}
-			cc.BatchSize = 5000
+			// Normalize packs about wire.PackTarget bytes of events (~65)
+			// per record: 100 records are a batch of thousands of events,
+			// and a queue of 200 records per partition stays under 1 MiB.
+			// (Records of one event, from a normalize before packing, come
+			// 100 to a batch: slower, not wrong.)
+			cc.BatchSize, cc.QueueCapacity = 100, 100
 			// The idle flush happens at the first Tick at least IdleFlush
 			// after the last batch: tick finely so that it is not up to a
 			// second late. An idle or busy partition's Tick returns at once.

@@ -1,8 +1,8 @@
 // Package normalize is the stateless first stage: it decodes Meta webhook
-// bodies and BSP send records into canonical message events, keys each by
-// the customer's wa_id (so all of a customer's events meet in one window
-// partition) and dead-letters, with a reason, whatever cannot be decoded or
-// keyed. After the events of each batch it writes a source mark (the
+// bodies and BSP send records into canonical message events, puts each in
+// the events partition of the customer's wa_id (so all of a customer's
+// events meet in one window partition; packed, wire.IsPacked) and
+// dead-letters, with a reason, whatever cannot be decoded or keyed. After the events of each batch it writes a source mark (the
 // highest event time read from that input partition so far) to every events
 // partition, and marks an input partition idle once it has been quiet at its
 // end for IdleAfter: the window's watermark follows its slowest source.
@@ -10,6 +10,7 @@ package normalize
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -25,7 +26,6 @@ import (
 	"github.com/wameter/wameter/pkg/billing"
 	"github.com/wameter/wameter/pkg/stream"
 	"github.com/wameter/wameter/pkg/webhook"
-	"github.com/wameter/wameter/services/wameter/internal/slab"
 	"github.com/wameter/wameter/services/wameter/internal/wire"
 )
 
@@ -79,6 +79,11 @@ type Stage struct {
 	idle     prometheus.Counter
 	now      func() time.Time
 
+	// balancer and partitions place a customer's events where a record
+	// keyed by the customer would go.
+	balancer   stream.Balancer
+	partitions []int
+
 	mu      sync.Mutex
 	sources map[source]*sourceState
 }
@@ -116,9 +121,18 @@ func New(cfg Config, producer *stream.Producer, dlq *stream.DeadLetters, logger 
 			Help: "Canonical events emitted by kind (inbound, send, status)."}, []string{"kind"}),
 		idle: f.NewCounter(prometheus.CounterOpts{Name: "wameter_normalize_idle_marks_total",
 			Help: "Input partitions marked idle (quiet at their end for the idle flush interval)."}),
-		now:     time.Now,
-		sources: make(map[source]*sourceState),
+		now:        time.Now,
+		sources:    make(map[source]*sourceState),
+		partitions: partitionList(cfg.EventsPartitions),
 	}, nil
+}
+
+func partitionList(n int) []int {
+	ps := make([]int, n)
+	for i := range ps {
+		ps[i] = i
+	}
+	return ps
 }
 
 func (s *Stage) source(topic string, p int) *sourceState {
@@ -145,10 +159,11 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 	src := s.source(topic, p)
 	var dec webhook.Decoder
 	var evs []billing.Event
-	out := make([]kafka.Message, 0, len(batch))
-	// Keys and values of the batch share a few chunks instead of two
-	// allocations per event.
-	var bytes slab.Slab
+	// The batch's events go out packed per events partition (wire.IsPacked),
+	// in order, in records of about wire.PackTarget bytes.
+	packs := make([][]byte, s.cfg.EventsPartitions)
+	var out []kafka.Message
+	var key, encoded []byte
 	var ok int
 	var kinds [billing.Status + 1]int
 	var letters []stream.Letter
@@ -175,9 +190,20 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 		for j := range evs {
 			ev := &evs[j]
 			src.maxTime = max(src.maxTime, ev.Time)
-			key := bytes.End(strconv.AppendUint(bytes.Begin(20), ev.Customer, 10))
-			value := bytes.End(webhook.AppendEvent(bytes.Begin(webhook.EventSizeHint(ev)), ev))
-			out = append(out, kafka.Message{Topic: s.cfg.EventsTopic, Key: key, Value: value})
+			// The partition a record keyed by the customer would get: a
+			// customer's events meet in one window partition, whichever
+			// normalize (packed or not) wrote them.
+			key = strconv.AppendUint(key[:0], ev.Customer, 10)
+			q := s.balancer.Balance(kafka.Message{Key: key}, s.partitions...)
+			encoded = webhook.AppendEvent(encoded[:0], ev)
+			if packs[q] == nil {
+				packs[q] = wire.BeginPacked(make([]byte, 0, wire.PackTarget+len(encoded)+binary.MaxVarintLen64))
+			}
+			packs[q] = wire.AppendPacked(packs[q], encoded)
+			if len(packs[q]) >= wire.PackTarget {
+				out = append(out, stream.WithPartition(kafka.Message{Topic: s.cfg.EventsTopic, Value: packs[q]}, q))
+				packs[q] = nil
+			}
 			if int(ev.Kind) < len(kinds) {
 				kinds[ev.Kind]++
 			} else {
@@ -196,6 +222,11 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 	for kind, n := range kinds {
 		if n > 0 {
 			s.events.WithLabelValues(kindNames[billing.EventKind(kind)]).Add(float64(n))
+		}
+	}
+	for q, pack := range packs {
+		if pack != nil {
+			out = append(out, stream.WithPartition(kafka.Message{Topic: s.cfg.EventsTopic, Value: pack}, q))
 		}
 	}
 	if len(out) > 0 {

@@ -91,8 +91,8 @@ func TestSourceMarksFollowTheEvents(t *testing.T) {
 	if next, err := s.Handle(ctx, "sends", 3, []kafka.Message{later}); err != nil || next != 4 {
 		t.Fatalf("Handle: %d, %v", next, err)
 	}
-	if n := len(testenv.ReadPartition(t, broker, events, 0)) + len(testenv.ReadPartition(t, broker, events, 1)); n != 5 {
-		t.Errorf("after two batches at once: %d records in the events partitions, want 5 (3 events, the first mark in each)", n)
+	if n := len(testenv.ReadPartition(t, broker, events, 0)) + len(testenv.ReadPartition(t, broker, events, 1)); n != 4 {
+		t.Errorf("after two batches at once: %d records in the events partitions, want 4 (a record of the first batch's 2 events, the first mark in each, a record of the second's)", n)
 	}
 	// Quiet, but not long enough to be idle: the held-back mark; then long
 	// enough but not at the end (and then the end cannot be read): no idle
@@ -127,11 +127,12 @@ func TestSourceMarksFollowTheEvents(t *testing.T) {
 				kinds = append(kinds, fmt.Sprintf("mark(%d,idle=%v)", sm.Mark, sm.Idle))
 				continue
 			}
-			var ev billing.Event
-			if err := webhook.ReadEvent(m.Value, &ev); err != nil {
-				t.Fatal(err)
+			for _, ev := range readPacked(t, m.Value) {
+				if ev.Kind != billing.Send {
+					t.Errorf("event %+v, want a send", ev)
+				}
+				kinds = append(kinds, "event")
 			}
-			kinds = append(kinds, "event")
 		}
 		// The events have one customer: one partition has them.
 		marks := []string{"mark(1754265700,idle=false)", "mark(1754265800,idle=false)", "mark(1754265800,idle=true)"}
@@ -157,5 +158,107 @@ func TestSourceMarksFollowTheEvents(t *testing.T) {
 	var sm wire.SourceMark
 	if err := wire.ReadSourceMark(got[len(got)-1].Value, &sm); err != nil || sm.Topic != "webhooks" || !sm.Idle || sm.Mark != math.MinInt64 {
 		t.Errorf("empty source: last record %+v, %v; want an idle mark of webhooks/0", sm, err)
+	}
+}
+
+// readPacked decodes a packed events record.
+func readPacked(t *testing.T, value []byte) []billing.Event {
+	t.Helper()
+	parts, err := wire.SplitPacked(value, nil)
+	if err != nil {
+		t.Fatalf("events record: %v", err)
+	}
+	evs := make([]billing.Event, len(parts))
+	for i, part := range parts {
+		if err := webhook.ReadEvent(part, &evs[i]); err != nil {
+			t.Fatalf("event %d of a packed record: %v", i, err)
+		}
+	}
+	return evs
+}
+
+// A batch's events go out packed per events partition, each customer's in
+// the partition a record keyed by the customer would get (kafka.Hash, as
+// every wameter producer), in input order, in records closed at
+// wire.PackTarget bytes.
+func TestEventsArePackedByCustomerPartition(t *testing.T) {
+	broker := testenv.Broker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	kcfg := stream.Config{Brokers: []string{broker}}
+	events := fmt.Sprintf("normalize-pack-test-%d", time.Now().UnixNano())
+	const partitions = 3
+	if _, err := stream.EnsureTopics(ctx, kcfg, []stream.TopicSpec{
+		{Name: events, Partitions: partitions, ReplicationFactor: 1}, {Name: events + "-dlq", Partitions: 1, ReplicationFactor: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	p, err := stream.NewProducer(kcfg, stream.ProducerConfig{}, zap.NewNop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	dlq, err := stream.NewDeadLetters(p, stream.DeadLetterConfig{Topic: events + "-dlq", Stage: "normalize"}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{WebhooksTopic: "webhooks", SendsTopic: "sends", EventsTopic: events, EventsPartitions: partitions,
+		IdleAfter: time.Minute, Ends: &fakeEnds{}}, p, dlq, zap.NewNop(), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Assigned(ctx, "sends", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	const customers, perCustomer = 40, 30
+	var batch []kafka.Message
+	for i := range customers * perCustomer {
+		c, n := i%customers, i/customers
+		m := kafka.Message{Topic: "sends", Offset: int64(i), Value: fmt.Appendf(nil,
+			`{"message_id":"wamid.%d.%d","phone_number_id":"106540352242922","to":"55119876%05d","timestamp":"%d","type":"text"}`, c, n, c, 1754265600+n)}
+		batch = append(batch, m)
+	}
+	if next, err := s.Handle(ctx, "sends", 0, batch); err != nil || next != int64(len(batch)) {
+		t.Fatalf("Handle: %d, %v", next, err)
+	}
+	var hash kafka.Hash
+	all := make([]int, partitions)
+	for i := range all {
+		all[i] = i
+	}
+	seen := map[uint64]int{} // customer: events so far
+	total := 0
+	for q := range partitions {
+		var sizes []int
+		for _, m := range testenv.ReadPartition(t, broker, events, q) {
+			if wire.IsSourceMark(m.Value) {
+				continue
+			}
+			sizes = append(sizes, len(m.Value))
+			for _, ev := range readPacked(t, m.Value) {
+				if want := hash.Balance(kafka.Message{Key: fmt.Appendf(nil, "%d", ev.Customer)}, all...); want != q {
+					t.Fatalf("customer %d in events partition %d, keyed records go to %d", ev.Customer, q, want)
+				}
+				if n := seen[ev.Customer]; ev.MessageID != fmt.Sprintf("wamid.%d.%d", ev.Customer%100000, n) {
+					t.Fatalf("customer %d: event %d is %s: out of input order", ev.Customer, n, ev.MessageID)
+				}
+				seen[ev.Customer]++
+				total++
+			}
+		}
+		// About 24 KiB of events per partition: records closed at the
+		// target (by the event that crossed it), the last one smaller.
+		if len(sizes) < 2 {
+			t.Fatalf("events partition %d: records of %v bytes, want several", q, sizes)
+		}
+		for i, n := range sizes {
+			if n > wire.PackTarget+200 || (i < len(sizes)-1 && n < wire.PackTarget) {
+				t.Errorf("events partition %d: records of %v bytes, want each closed at %d", q, sizes, wire.PackTarget)
+				break
+			}
+		}
+	}
+	if total != customers*perCustomer || len(seen) != customers {
+		t.Errorf("%d events of %d customers, want %d of %d", total, len(seen), customers*perCustomer, customers)
 	}
 }

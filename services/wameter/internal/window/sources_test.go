@@ -22,8 +22,9 @@ import (
 // partition 0 twelve hours of event time ahead of partition 1: far past a
 // lateness of two hours. With marks, each chunk of a source's events is
 // followed by that source's mark (as normalize writes them), and the input
-// ends with both sources marked idle.
-func skewedSources(t *testing.T, events []kafka.Message, marks bool) []kafka.Message {
+// ends with both sources marked idle. With packed, each chunk of a source's
+// events is one packed record (as normalize writes a batch's events).
+func skewedSources(t *testing.T, events []kafka.Message, marks, packed bool) []kafka.Message {
 	t.Helper()
 	type src struct {
 		evs  []kafka.Message
@@ -37,6 +38,7 @@ func skewedSources(t *testing.T, events []kafka.Message, marks bool) []kafka.Mes
 	var out []kafka.Message
 	take := func(q, n int) {
 		x := &s[q]
+		chunk := len(out)
 		for ; n > 0 && x.next < len(x.evs); n-- {
 			m := x.evs[x.next]
 			x.next++
@@ -46,6 +48,9 @@ func skewedSources(t *testing.T, events []kafka.Message, marks bool) []kafka.Mes
 			}
 			x.max = max(x.max, ev.Time)
 			out = append(out, m)
+		}
+		if packed && len(out) > chunk {
+			out = append(out[:chunk], pack(out[chunk:], len(out)-chunk)...)
 		}
 		if marks {
 			out = append(out, kafka.Message{Value: wire.AppendSourceMark(nil, &wire.SourceMark{Topic: "raw", Partition: int32(q), Mark: x.max})})
@@ -162,16 +167,19 @@ func TestSourceMarksFollowTheSlowestSource(t *testing.T) {
 		return ss.read(t, ss.rows), unitsOnly(ss.read(t, ss.units)), late, wm
 	}
 
-	marked := skewedSources(t, all, true)
-	for _, restartAt := range []int{0, len(marked) / 3} {
-		rows, units, late, _ := run(marked, sources, restartAt)
-		if late != 0 {
-			t.Errorf("restart at %d: %v events late with source marks", restartAt, late)
-		}
-		if !slices.Equal(rows, wantRows) || !slices.Equal(units, wantUnits) {
-			t.Errorf("restart at %d: %d rows, %d units; reference %d rows, %d units", restartAt, len(rows), len(units), len(wantRows), len(wantUnits))
+	for _, packed := range []bool{false, true} {
+		marked := skewedSources(t, all, true, packed)
+		for _, restartAt := range []int{0, len(marked) / 3} {
+			rows, units, late, _ := run(marked, sources, restartAt)
+			if late != 0 {
+				t.Errorf("packed %v, restart at %d: %v events late with source marks", packed, restartAt, late)
+			}
+			if !slices.Equal(rows, wantRows) || !slices.Equal(units, wantUnits) {
+				t.Errorf("packed %v, restart at %d: %d rows, %d units; reference %d rows, %d units", packed, restartAt, len(rows), len(units), len(wantRows), len(wantUnits))
+			}
 		}
 	}
+	marked := skewedSources(t, all, true, false)
 
 	// Without its last two records (the idle marks) the partition still
 	// holds the last two hours of the slower source.
@@ -185,13 +193,13 @@ func TestSourceMarksFollowTheSlowestSource(t *testing.T) {
 
 	// Sources configured but no marks yet (a normalize that writes none):
 	// nothing is released, nothing is late.
-	_, units, late, _ := run(skewedSources(t, all, false), sources, 0)
+	_, units, late, _ := run(skewedSources(t, all, false, false), sources, 0)
 	if late != 0 || len(units) != 0 {
 		t.Errorf("sources but no marks: %d units released, %v late; want everything held", len(units), late)
 	}
 	// Without sources the watermark is the highest event time seen less
 	// the lateness: the skew makes events late.
-	if _, _, late, _ := run(skewedSources(t, all, false), nil, 0); late == 0 {
+	if _, _, late, _ := run(skewedSources(t, all, false, false), nil, 0); late == 0 {
 		t.Error("without source marks nothing was late: the replay is not skewed past the lateness")
 	}
 }

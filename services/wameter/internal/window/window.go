@@ -395,6 +395,7 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 	// Outcomes are counted once per batch: a labelled counter's lookup
 	// costs about as much as buffering an event.
 	var applied, replayed int
+	var parts [][]byte
 	for i := range batch {
 		m := &batch[i]
 		pt.next = m.Offset + 1
@@ -414,36 +415,22 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 			}
 			continue
 		}
-		var ev billing.Event
-		if err := webhook.ReadEvent(m.Value, &ev); err != nil {
+		if !wire.IsPacked(m.Value) {
+			// A record of one event (a normalize before packed records).
+			s.event(pt, m, m.Value, &applied, &replayed)
+			continue
+		}
+		var err error
+		if parts, err = wire.SplitPacked(m.Value, parts[:0]); err != nil {
 			if m.Offset >= pt.replayUntil {
 				s.m.events.WithLabelValues("bad").Inc()
 				pt.letters = append(pt.letters, stream.Letter{Source: *m, Reason: "bad_event", Err: err})
 			}
 			continue
 		}
-		if m.Offset < pt.replayUntil {
-			if !pt.buf.Late(ev.Time) {
-				pt.buf.Add(&ev, m.Offset)
-			}
-			replayed++
-			continue
+		for _, part := range parts {
+			s.event(pt, m, part, &applied, &replayed)
 		}
-		// Late is judged against the watermark as of this record (the
-		// highest event time before it less the lateness), not only
-		// against what the last batch released: which events are late,
-		// and so every unit and its sequence number, must not depend on
-		// where batches ended, or a partition replayed in other batches
-		// after a restart would derive other units under the sequence
-		// numbers the account stage has seen.
-		if watermark := max(pt.buf.Released(), pt.ready()); ev.Time <= watermark || !pt.buf.Add(&ev, m.Offset) {
-			s.m.events.WithLabelValues("late").Inc()
-			pt.letters = append(pt.letters, stream.Letter{Source: *m, Reason: "late",
-				Err: fmt.Errorf("event time %s is at or behind the watermark %s (lateness %s)",
-					time.Unix(ev.Time, 0).UTC().Format(time.RFC3339), time.Unix(watermark, 0).UTC().Format(time.RFC3339), s.cfg.Lateness)})
-			continue
-		}
-		applied++
 	}
 	if applied > 0 {
 		s.m.events.WithLabelValues("applied").Add(float64(applied))
@@ -463,6 +450,56 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 		pt.idle = true
 	}
 	return s.flush(ctx, pt)
+}
+
+// event buffers one event of record m (encoded in value: all of a
+// single-event record, one event of a packed one), or dead-letters it.
+func (s *Stage) event(pt *part, m *kafka.Message, value []byte, applied, replayed *int) {
+	var ev billing.Event
+	if err := webhook.ReadEvent(value, &ev); err != nil {
+		if m.Offset >= pt.replayUntil {
+			s.m.events.WithLabelValues("bad").Inc()
+			pt.letters = append(pt.letters, stream.Letter{Source: eventRecord(m, value, nil), Reason: "bad_event", Err: err})
+		}
+		return
+	}
+	if m.Offset < pt.replayUntil {
+		if !pt.buf.Late(ev.Time) {
+			pt.buf.Add(&ev, m.Offset)
+		}
+		*replayed++
+		return
+	}
+	// Late is judged against the watermark as of this event (the
+	// highest event time before it less the lateness), not only against
+	// what the last batch released: which events are late, and so every
+	// unit and its sequence number, must not depend on where batches
+	// ended, or a partition replayed in other batches after a restart
+	// would derive other units under the sequence numbers the account
+	// stage has seen.
+	if watermark := max(pt.buf.Released(), pt.ready()); ev.Time <= watermark || !pt.buf.Add(&ev, m.Offset) {
+		s.m.events.WithLabelValues("late").Inc()
+		pt.letters = append(pt.letters, stream.Letter{Source: eventRecord(m, value, &ev), Reason: "late",
+			Err: fmt.Errorf("event time %s is at or behind the watermark %s (lateness %s)",
+				time.Unix(ev.Time, 0).UTC().Format(time.RFC3339), time.Unix(watermark, 0).UTC().Format(time.RFC3339), s.cfg.Lateness)})
+		return
+	}
+	*applied++
+}
+
+// eventRecord is the dead letter's source for one event of record m: m
+// itself for a single-event record, else m's coordinates with the event's
+// encoding as the value and, when it decoded, its customer as the key.
+func eventRecord(m *kafka.Message, value []byte, ev *billing.Event) kafka.Message {
+	if !wire.IsPacked(m.Value) {
+		return *m
+	}
+	r := *m
+	r.Value, r.Key = value, nil
+	if ev != nil {
+		r.Key = strconv.AppendUint(nil, ev.Customer, 10)
+	}
+	return r
 }
 
 // spillDir is where partition p's reorder buffer spills: its own folder,

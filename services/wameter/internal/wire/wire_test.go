@@ -68,3 +68,71 @@ func TestSourceMarkRoundTrip(t *testing.T) {
 		t.Fatal("an event is taken for a source mark")
 	}
 }
+
+func TestPackedRoundTrip(t *testing.T) {
+	evs := []billing.Event{
+		{Kind: billing.Inbound, Time: 1754265600, PhoneNumberID: 1, Customer: 14155550100, MessageID: "wamid.a"},
+		{Kind: billing.Status, Status: billing.StatusDelivered, Time: 1754265601, PhoneNumberID: 1, Customer: 5511988887777, MessageID: "wamid.b"},
+	}
+	b := BeginPacked(nil)
+	for i := range evs {
+		b = AppendPacked(b, webhook.AppendEvent(nil, &evs[i]))
+	}
+	if !IsPacked(b) || IsSourceMark(b) {
+		t.Fatal("a packed record is not recognised as one")
+	}
+	var ev billing.Event
+	if webhook.ReadEvent(b, &ev) == nil {
+		t.Fatal("ReadEvent accepted a packed record")
+	}
+	if IsPacked(webhook.AppendEvent(nil, &evs[0])) {
+		t.Fatal("an event is taken for a packed record")
+	}
+	prefix := [][]byte{[]byte("kept")}
+	parts, err := SplitPacked(b, prefix)
+	if err != nil || len(parts) != 3 || string(parts[0]) != "kept" {
+		t.Fatalf("split: %d parts, %v", len(parts), err)
+	}
+	for i, p := range parts[1:] {
+		if err := webhook.ReadEvent(p, &ev); err != nil || ev != evs[i] {
+			t.Fatalf("event %d: %+v, %v", i, ev, err)
+		}
+	}
+	// Every truncation that cuts an event, and a record without events,
+	// is refused whole.
+	whole := len(BeginPacked(nil)) + 1 + len(webhook.AppendEvent(nil, &evs[0]))
+	for n := range len(b) {
+		got, err := SplitPacked(b[:n], prefix[:1])
+		if n == whole {
+			if err != nil || len(got) != 2 {
+				t.Fatalf("cut after the first event: %d parts, %v", len(got), err)
+			}
+			continue
+		}
+		if err == nil || len(got) != 1 {
+			t.Fatalf("truncated to %d bytes: %d parts, %v", n, len(got), err)
+		}
+	}
+	if _, err := SplitPacked(append(BeginPacked(nil), 0), nil); err == nil {
+		t.Fatal("an empty event was accepted")
+	}
+}
+
+func FuzzSplitPacked(f *testing.F) {
+	ev := billing.Event{Kind: billing.Inbound, Time: 1, MessageID: "m"}
+	f.Add(AppendPacked(BeginPacked(nil), webhook.AppendEvent(nil, &ev)))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		parts, err := SplitPacked(b, nil)
+		if err != nil {
+			return
+		}
+		again := BeginPacked(nil)
+		for _, p := range parts {
+			again = AppendPacked(again, p)
+		}
+		parts2, err := SplitPacked(again, nil)
+		if err != nil || !reflect.DeepEqual(parts, parts2) {
+			t.Fatalf("re-packed record splits otherwise: %v", err)
+		}
+	})
+}
