@@ -155,43 +155,26 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 // Handle merges a batch of units and watermarks and prices what is released.
 func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.Message) (int64, error) {
 	pt := s.part(p)
-	var rec wire.Record
+	var parts [][]byte
 	for i := range batch {
 		m := &batch[i]
 		pt.next = m.Offset + 1
-		if err := wire.Read(m.Value, &rec); err != nil || int(rec.Source) >= s.cfg.Sources {
-			if err == nil {
-				err = fmt.Errorf("source partition %d, but the events topic has %d", rec.Source, s.cfg.Sources)
-			}
+		if !wire.IsPacked(m.Value) {
+			// One unit or watermark (watermarks, and units from a window
+			// before packed units).
+			s.record(pt, m, m.Value)
+			continue
+		}
+		var err error
+		if parts, err = wire.SplitPacked(m.Value, parts[:0]); err != nil {
 			if m.Offset >= pt.replayUntil {
 				pt.letters = append(pt.letters, stream.Letter{Source: *m, Reason: "bad_unit", Err: err})
 			}
 			continue
 		}
-		if m.Offset < pt.replayUntil {
-			// Before the checkpoint: positions are restored; only units
-			// still waiting at the checkpoint are buffered again.
-			if !rec.IsWatermark && rec.Unit.ChargedAt > pt.released {
-				pt.waiting.push(pending{rec.Unit, m.Offset})
-			}
-			continue
+		for _, part := range parts {
+			s.record(pt, m, part)
 		}
-		src := rec.Source
-		if rec.IsWatermark {
-			pt.wm[src] = rec.Watermark
-			continue
-		}
-		if rec.Seq <= pt.lastSeq[src] {
-			s.m.duplicates.Inc()
-			continue
-		}
-		pt.lastSeq[src] = rec.Seq
-		if rec.Unit.ChargedAt <= pt.released {
-			s.m.late.Inc()
-			s.price(pt, &rec.Unit)
-			continue
-		}
-		pt.waiting.push(pending{rec.Unit, m.Offset})
 	}
 	low := int64(math.MaxInt64)
 	for _, w := range pt.wm {
@@ -236,6 +219,47 @@ func (s *Stage) price(pt *part, u *billing.Unit) {
 
 // Tick flushes nothing new: watermarks arrive as records.
 func (s *Stage) Tick(ctx context.Context, topic string, p int) (int64, error) { return -1, nil }
+
+// record merges one units-topic record of m (encoded in value: all of a
+// single record, one part of a packed one), or dead-letters it.
+func (s *Stage) record(pt *part, m *kafka.Message, value []byte) {
+	var rec wire.Record
+	if err := wire.Read(value, &rec); err != nil || int(rec.Source) >= s.cfg.Sources {
+		if err == nil {
+			err = fmt.Errorf("source partition %d, but the events topic has %d", rec.Source, s.cfg.Sources)
+		}
+		if m.Offset >= pt.replayUntil {
+			source := *m
+			source.Value = value
+			pt.letters = append(pt.letters, stream.Letter{Source: source, Reason: "bad_unit", Err: err})
+		}
+		return
+	}
+	if m.Offset < pt.replayUntil {
+		// Before the checkpoint: positions are restored; only units
+		// still waiting at the checkpoint are buffered again.
+		if !rec.IsWatermark && rec.Unit.ChargedAt > pt.released {
+			pt.waiting.push(pending{rec.Unit, m.Offset})
+		}
+		return
+	}
+	src := rec.Source
+	if rec.IsWatermark {
+		pt.wm[src] = rec.Watermark
+		return
+	}
+	if rec.Seq <= pt.lastSeq[src] {
+		s.m.duplicates.Inc()
+		return
+	}
+	pt.lastSeq[src] = rec.Seq
+	if rec.Unit.ChargedAt <= pt.released {
+		s.m.late.Inc()
+		s.price(pt, &rec.Unit)
+		return
+	}
+	pt.waiting.push(pending{rec.Unit, m.Offset})
+}
 
 // Revoked checkpoints a last time.
 func (s *Stage) Revoked(ctx context.Context, topic string, p int) (int64, error) {

@@ -195,7 +195,10 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 				stage.Deps{Kafka: cfg.Kafka, Catalog: cat, Accounts: book, Producer: producer, DLQ: dlq, Logger: logger, Registry: reg})
 		case "account":
 			in = []string{cfg.Topics.Units}
-			cc.BatchSize = 5000
+			// The window packs about wire.PackTarget bytes of units (~40)
+			// per record: 200 records are thousands of units, and a queue
+			// of 400 per partition stays under 2 MiB.
+			cc.BatchSize, cc.QueueCapacity = 200, 200
 			h, err = account.New(account.Config{UnitsTopic: cfg.Topics.Units, RowsTopic: cfg.Topics.Rows,
 				StateTopic: cfg.Topics.AccountState, Sources: topics[cfg.Topics.Events]},
 				stage.Deps{Kafka: cfg.Kafka, Catalog: cat, Accounts: book, Producer: producer, DLQ: dlq, Logger: logger, Registry: reg})
@@ -203,8 +206,12 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 			in = []string{cfg.Topics.Rows}
 			// Batches are handed over after the default BatchWait; the
 			// stage inserts when the writer says an insert is due (a
-			// trickle about once per flush interval), not per batch.
+			// trickle about once per flush interval), not per batch, and
+			// what is left once the rows stop coming at the next Tick:
+			// a quarter of a second, not the flush interval, after the
+			// last rows of a burst (the tail of a stream).
 			cc.BatchSize = 10000
+			cc.IdleInterval = min(idle, 250*time.Millisecond)
 			if cfg.Migrate && migrate != nil {
 				if err := migrate(ctx, cfg.ClickHouse, logger); err != nil {
 					return fmt.Errorf("migrate: %w", err)

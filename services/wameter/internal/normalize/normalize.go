@@ -10,7 +10,6 @@ package normalize
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -79,11 +78,6 @@ type Stage struct {
 	idle     prometheus.Counter
 	now      func() time.Time
 
-	// balancer and partitions place a customer's events where a record
-	// keyed by the customer would go.
-	balancer   stream.Balancer
-	partitions []int
-
 	mu      sync.Mutex
 	sources map[source]*sourceState
 }
@@ -121,18 +115,9 @@ func New(cfg Config, producer *stream.Producer, dlq *stream.DeadLetters, logger 
 			Help: "Canonical events emitted by kind (inbound, send, status)."}, []string{"kind"}),
 		idle: f.NewCounter(prometheus.CounterOpts{Name: "wameter_normalize_idle_marks_total",
 			Help: "Input partitions marked idle (quiet at their end for the idle flush interval)."}),
-		now:        time.Now,
-		sources:    make(map[source]*sourceState),
-		partitions: partitionList(cfg.EventsPartitions),
+		now:     time.Now,
+		sources: make(map[source]*sourceState),
 	}, nil
-}
-
-func partitionList(n int) []int {
-	ps := make([]int, n)
-	for i := range ps {
-		ps[i] = i
-	}
-	return ps
 }
 
 func (s *Stage) source(topic string, p int) *sourceState {
@@ -161,8 +146,7 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 	var evs []billing.Event
 	// The batch's events go out packed per events partition (wire.IsPacked),
 	// in order, in records of about wire.PackTarget bytes.
-	packs := make([][]byte, s.cfg.EventsPartitions)
-	var out []kafka.Message
+	packs := wire.NewPacker(s.cfg.EventsTopic, s.cfg.EventsPartitions)
 	var key, encoded []byte
 	var ok int
 	var kinds [billing.Status + 1]int
@@ -190,20 +174,12 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 		for j := range evs {
 			ev := &evs[j]
 			src.maxTime = max(src.maxTime, ev.Time)
-			// The partition a record keyed by the customer would get: a
-			// customer's events meet in one window partition, whichever
+			// In the partition a record keyed by the customer would get:
+			// a customer's events meet in one window partition, whichever
 			// normalize (packed or not) wrote them.
 			key = strconv.AppendUint(key[:0], ev.Customer, 10)
-			q := s.balancer.Balance(kafka.Message{Key: key}, s.partitions...)
 			encoded = webhook.AppendEvent(encoded[:0], ev)
-			if packs[q] == nil {
-				packs[q] = wire.BeginPacked(make([]byte, 0, wire.PackTarget+len(encoded)+binary.MaxVarintLen64))
-			}
-			packs[q] = wire.AppendPacked(packs[q], encoded)
-			if len(packs[q]) >= wire.PackTarget {
-				out = append(out, stream.WithPartition(kafka.Message{Topic: s.cfg.EventsTopic, Value: packs[q]}, q))
-				packs[q] = nil
-			}
+			packs.Add(key, encoded)
 			if int(ev.Kind) < len(kinds) {
 				kinds[ev.Kind]++
 			} else {
@@ -224,12 +200,7 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 			s.events.WithLabelValues(kindNames[billing.EventKind(kind)]).Add(float64(n))
 		}
 	}
-	for q, pack := range packs {
-		if pack != nil {
-			out = append(out, stream.WithPartition(kafka.Message{Topic: s.cfg.EventsTopic, Value: pack}, q))
-		}
-	}
-	if len(out) > 0 {
+	if out := packs.Take(); len(out) > 0 {
 		if err := s.producer.WriteMessages(ctx, out...); err != nil {
 			return -1, fmt.Errorf("normalize %s/%d: write events: %w", topic, p, err)
 		}

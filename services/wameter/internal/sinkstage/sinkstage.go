@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -22,6 +23,11 @@ type Stage struct {
 	writer *sink.Writer
 	dlq    *stream.DeadLetters
 	logger *zap.Logger
+
+	// flushing counts Flushes in flight; skipped is set by a Handle that
+	// left its due rows to the Flush in flight.
+	flushing atomic.Int32
+	skipped  atomic.Bool
 }
 
 // New returns the stage.
@@ -91,7 +97,15 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 		// Everything was skipped as stored already (or dead-lettered).
 		return s.flush(ctx, p, next)
 	}
-	if !s.writer.Due() {
+	due := s.writer.Due()
+	if due && s.flushing.Load() > 0 && !s.writer.Full() {
+		// An insert is in flight: do not wait for it, keep decoding (the
+		// partition's next batches overlap with ClickHouse's work); the
+		// Flush in flight stores these rows right after its own.
+		s.skipped.Store(true)
+		due = false
+	}
+	if !due {
 		if off, ok := s.writer.Committable(int32(p)); ok {
 			return off, nil
 		}
@@ -100,9 +114,18 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 	return s.flush(ctx, p, next)
 }
 
+// maxRounds bounds how many times one flush stores the rows other
+// partitions left to it: its own partition waits meanwhile.
+const maxRounds = 4
+
 func (s *Stage) flush(ctx context.Context, p int, next int64) (int64, error) {
-	if err := s.writer.Flush(ctx); err != nil {
-		return -1, fmt.Errorf("sink partition %d: %w", p, err)
+	s.flushing.Add(1)
+	defer s.flushing.Add(-1)
+	s.skipped.Store(false) // this Flush stores what they left
+	for round := 0; round == 0 || (round < maxRounds && s.skipped.Swap(false)); round++ {
+		if err := s.writer.Flush(ctx); err != nil {
+			return -1, fmt.Errorf("sink partition %d: %w", p, err)
+		}
 	}
 	if off, ok := s.writer.Committable(int32(p)); ok {
 		return max(off, next), nil

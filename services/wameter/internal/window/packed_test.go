@@ -62,7 +62,7 @@ func TestPackedRecordsAreTheirEvents(t *testing.T) {
 		if _, err := ss.Revoked(ctx, "events", 0); err != nil {
 			t.Fatal(err)
 		}
-		return ss, ss.read(t, ss.rows), unitsOnly(ss.read(t, ss.units)),
+		return ss, ss.read(t, ss.rows), ss.unitRecords(t),
 			counter(t, ss.m.events.WithLabelValues("late")), counter(t, ss.m.events.WithLabelValues("bad"))
 	}
 	_, wantRows, wantUnits, wantLate, _ := run(single, 500)

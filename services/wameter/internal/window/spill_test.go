@@ -122,7 +122,7 @@ func TestWindowSpillEmitsWhatAnUnboundedBufferEmits(t *testing.T) {
 		if _, err := ss.Revoked(ctx, "events", 0); err != nil {
 			t.Fatal(err)
 		}
-		return ss.read(t, ss.rows), ss.read(t, ss.units), spilled
+		return ss.read(t, ss.rows), ss.unitRecords(t), spilled
 	}
 	wantRows, wantUnits, _ := run(0)
 	gotRows, gotUnits, spilled := run(64 << 10)

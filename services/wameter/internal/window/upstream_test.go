@@ -3,7 +3,6 @@ package window
 import (
 	"context"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/wameter/wameter/pkg/billing"
 	"github.com/wameter/wameter/pkg/testenv"
 	"github.com/wameter/wameter/pkg/webhook"
+	"github.com/wameter/wameter/services/wameter/internal/wire"
 )
 
 // fakeUpstream reports a fixed number of pending records.
@@ -38,13 +38,28 @@ func counter(t *testing.T, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-// unitsOnly drops the watermark records (no key) from what read returned:
-// a partition publishes its watermark after every batch that moved it.
-func unitsOnly(records []string) []string {
+// unitRecords returns the units the stage wrote, each as the string of its
+// encoding, in order: packed records unpacked, watermark records dropped
+// (a partition publishes its watermark after every batch that moved it).
+func (ss *spillStage) unitRecords(t *testing.T) []string {
+	t.Helper()
 	var out []string
-	for _, r := range records {
-		if !strings.HasPrefix(r, "=") {
-			out = append(out, r)
+	for _, m := range testenv.ReadPartition(t, ss.kcfg.Brokers[0], ss.units, 0) {
+		parts := [][]byte{m.Value}
+		if wire.IsPacked(m.Value) {
+			var err error
+			if parts, err = wire.SplitPacked(m.Value, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, part := range parts {
+			var r wire.Record
+			if err := wire.Read(part, &r); err != nil {
+				t.Fatal(err)
+			}
+			if !r.IsWatermark {
+				out = append(out, string(part))
+			}
 		}
 	}
 	return out
@@ -123,7 +138,7 @@ func TestIdleFlushWaitsForUpstream(t *testing.T) {
 		if _, err := ss.Revoked(ctx, "events", 0); err != nil {
 			t.Fatal(err)
 		}
-		return ss.read(t, ss.rows), ss.read(t, ss.units), counter(t, ss.m.events.WithLabelValues("late"))
+		return ss.read(t, ss.rows), ss.unitRecords(t), counter(t, ss.m.events.WithLabelValues("late"))
 	}
 	wantRows, wantUnits, wantLate := run(nil, false)
 	if len(wantUnits) < 100 || wantLate != 0 {
@@ -182,7 +197,7 @@ func TestLateDoesNotDependOnBatches(t *testing.T) {
 		if _, err := ss.Revoked(ctx, "events", 0); err != nil {
 			t.Fatal(err)
 		}
-		return ss.read(t, ss.rows), unitsOnly(ss.read(t, ss.units)), counter(t, ss.m.events.WithLabelValues("late"))
+		return ss.read(t, ss.rows), ss.unitRecords(t), counter(t, ss.m.events.WithLabelValues("late"))
 	}
 	wantRows, wantUnits, wantLate := run(1)
 	if wantLate == 0 || len(wantUnits) < 100 {

@@ -233,8 +233,11 @@ type part struct {
 	spills, spillWritten int64
 
 	out     billing.Output
-	bytes   slab.Slab // keys and values of units, rows and checkpoints
-	units   []kafka.Message
+	bytes   slab.Slab    // keys and values of units, rows and checkpoints
+	units   *wire.Packer // units, packed per units partition
+	nUnits  int          // units in it
+	unitKey []byte
+	unitBuf []byte
 	rows    []kafka.Message
 	letters []stream.Letter
 }
@@ -255,7 +258,7 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 		return 0, fmt.Errorf("window partition %d: reorder buffer: %w", p, err)
 	}
 	pt := &part{id: p, label: strconv.Itoa(p), logger: s.logger.With(zap.Int("partition", p)),
-		buf: buf, eng: eng,
+		buf: buf, eng: eng, units: wire.NewPacker(s.cfg.UnitsTopic, s.cfg.UnitsPartitions),
 		states: keystate.New(keystate.Config{MaxHot: s.cfg.HotKeys}), dirty: make(map[billing.Key]struct{}),
 		lastInput: s.now()}
 	s.initSources(pt)
@@ -527,7 +530,8 @@ func (s *Stage) bufferFailed(pt *part) error {
 	if err == nil {
 		return nil
 	}
-	pt.units, pt.rows, pt.letters = pt.units[:0], pt.rows[:0], pt.letters[:0]
+	pt.units.Take()
+	pt.nUnits, pt.rows, pt.letters = 0, pt.rows[:0], pt.letters[:0]
 	pt.logger.Error("reorder buffer failed: the partition stops and is replayed from its last checkpoint", zap.Error(err))
 	return fmt.Errorf("window partition %d: reorder buffer: %w", pt.id, err)
 }
@@ -655,9 +659,12 @@ func (s *Stage) release(pt *part, upTo int64) {
 		for i := range pt.out.Units {
 			u := &pt.out.Units[i]
 			pt.seq++
-			key := pt.bytes.End(strconv.AppendUint(pt.bytes.Begin(20), s.Accounts.Get(u.WABA).Portfolio, 10))
-			value := pt.bytes.End(wire.AppendUnit(pt.bytes.Begin(rowSizeHint), int32(pt.id), pt.seq, u))
-			pt.units = append(pt.units, kafka.Message{Topic: s.cfg.UnitsTopic, Key: key, Value: value})
+			// Keyed by portfolio: packed for the units partition a record
+			// with that key would get.
+			pt.unitKey = strconv.AppendUint(pt.unitKey[:0], s.Accounts.Get(u.WABA).Portfolio, 10)
+			pt.unitBuf = wire.AppendUnit(pt.unitBuf[:0], int32(pt.id), pt.seq, u)
+			pt.units.Add(pt.unitKey, pt.unitBuf)
+			pt.nUnits++
 		}
 	})
 	if d := pt.eng.Stats.UnknownKind - pt.unknownSeen; d > 0 {
@@ -707,13 +714,13 @@ func (s *Stage) flush(ctx context.Context, pt *part) (int64, error) {
 		pt.letters = pt.letters[:0]
 	}
 	// Units and rows first: a watermark must never overtake a unit it covers.
-	if out := append(pt.rows, pt.units...); len(out) > 0 {
+	if out := append(pt.rows, pt.units.Take()...); len(out) > 0 {
 		if err := s.Producer.WriteMessages(ctx, out...); err != nil {
 			return -1, fmt.Errorf("window partition %d: write units: %w", pt.id, err)
 		}
-		s.m.units.Add(float64(len(pt.units)))
+		s.m.units.Add(float64(pt.nUnits))
 		s.m.conversations.Add(float64(len(pt.rows)))
-		pt.rows, pt.units = pt.rows[:0], pt.units[:0]
+		pt.rows, pt.nUnits = pt.rows[:0], 0
 	}
 	wm := pt.buf.Released()
 	if pt.idle && pt.buf.Len() == 0 {

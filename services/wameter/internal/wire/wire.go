@@ -10,7 +10,10 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/segmentio/kafka-go"
+
 	"github.com/wameter/wameter/pkg/billing"
+	"github.com/wameter/wameter/pkg/stream"
 )
 
 const version = 1
@@ -244,21 +247,22 @@ func ReadSourceMark(b []byte, m *SourceMark) error {
 	return nil
 }
 
-// Packed events: normalize writes the events of one batch bound for one
-// events partition in records of up to a few KiB each, not one record per
-// event. A record costs the producer, the broker and the consumer about as
-// much as its bytes (varints, headers, a message per record, a channel send
-// in the consumer): for events of ~60 bytes, per-record costs were most of
-// the events topic's share of the pipeline's CPU.
+// Packed records: normalize writes the events of one batch bound for one
+// events partition, and the window the units of one flush bound for one
+// units partition, in records of up to a few KiB each, not one record per
+// event or unit. A record costs the producer, the broker and the consumer
+// about as much as its bytes (varints, headers, a message per record, a
+// channel send in the consumer): for events of ~60 bytes, per-record costs
+// were most of the events topic's share of the pipeline's CPU.
 //
-// A packed record is packedFormat, then for each event its length (uvarint)
-// and its webhook.AppendEvent encoding. No event encoding starts with
-// packedFormat, so the window reads packed records and single-event records
-// (an older normalize) alike.
+// A packed record is packedFormat, then for each packed record its length
+// (uvarint) and its encoding (webhook.AppendEvent, AppendUnit). No event or
+// units-topic encoding starts with packedFormat, so the consumers read
+// packed records and single records (an older writer) alike.
 const packedFormat = 0xF6
 
 // PackTarget is the size a packed record is closed at: large enough that
-// per-record costs are small against its events, small enough that a
+// per-record costs are small against its contents, small enough that a
 // consumer's queue of records stays small.
 const PackTarget = 4 << 10
 
@@ -268,32 +272,80 @@ func IsPacked(b []byte) bool { return len(b) > 0 && b[0] == packedFormat }
 // BeginPacked starts a packed record in dst.
 func BeginPacked(dst []byte) []byte { return append(dst, packedFormat) }
 
-// AppendPacked appends one encoded event (webhook.AppendEvent) to a packed
-// record started with BeginPacked.
+// AppendPacked appends one encoded record to a packed record started with
+// BeginPacked.
 func AppendPacked(dst, event []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(event)))
 	return append(dst, event...)
 }
 
-// SplitPacked appends the encoded events of a packed record to dst (slices
-// of b). A malformed record (truncated, an empty event, not packed) is an
-// error and appends nothing: it is refused whole. The events themselves
-// are not decoded.
+// SplitPacked appends the encoded records of a packed record to dst (slices
+// of b). A malformed record (truncated, an empty part, not packed) is an
+// error and appends nothing: it is refused whole. The parts themselves are
+// not decoded.
 func SplitPacked(b []byte, dst [][]byte) ([][]byte, error) {
 	if !IsPacked(b) {
-		return dst, errors.New("not a packed events record")
+		return dst, errors.New("not a packed record")
 	}
 	n := len(dst)
 	for rest := b[1:]; len(rest) > 0; {
 		l, w := binary.Uvarint(rest)
 		if w <= 0 || l == 0 || l > uint64(len(rest)-w) {
-			return dst[:n], fmt.Errorf("packed events record: bad length at byte %d of %d", len(b)-len(rest), len(b))
+			return dst[:n], fmt.Errorf("packed record: bad length at byte %d of %d", len(b)-len(rest), len(b))
 		}
 		dst = append(dst, rest[w:w+int(l):w+int(l)])
 		rest = rest[w+int(l):]
 	}
 	if len(dst) == n {
-		return dst, errors.New("packed events record: no events")
+		return dst, errors.New("packed record: no events")
 	}
 	return dst, nil
+}
+
+// Packer packs encoded records for the partitions of one topic, each into
+// the partition a record with its key would get (stream.Balancer: the
+// hash of the key), in order, in packed records closed at PackTarget.
+type Packer struct {
+	topic      string
+	balancer   stream.Balancer
+	partitions []int
+	open       [][]byte
+	out        []kafka.Message
+}
+
+// NewPacker returns a Packer for a topic of the given partition count.
+func NewPacker(topic string, partitions int) *Packer {
+	ps := make([]int, partitions)
+	for i := range ps {
+		ps[i] = i
+	}
+	return &Packer{topic: topic, partitions: ps, open: make([][]byte, partitions)}
+}
+
+// Add packs encoded (copied) for the partition of key.
+func (p *Packer) Add(key, encoded []byte) {
+	q := p.balancer.Balance(kafka.Message{Key: key}, p.partitions...)
+	if p.open[q] == nil {
+		p.open[q] = BeginPacked(make([]byte, 0, PackTarget+len(encoded)+binary.MaxVarintLen64))
+	}
+	p.open[q] = AppendPacked(p.open[q], encoded)
+	if len(p.open[q]) >= PackTarget {
+		p.out = append(p.out, stream.WithPartition(kafka.Message{Topic: p.topic, Value: p.open[q]}, q))
+		p.open[q] = nil
+	}
+}
+
+// Take closes the open packed records and returns every packed record
+// since the last Take (each partition's in order); the Packer starts
+// afresh.
+func (p *Packer) Take() []kafka.Message {
+	for q, open := range p.open {
+		if open != nil {
+			p.out = append(p.out, stream.WithPartition(kafka.Message{Topic: p.topic, Value: open}, q))
+			p.open[q] = nil
+		}
+	}
+	out := p.out
+	p.out = nil
+	return out
 }
