@@ -625,7 +625,11 @@ func (s *Stage) Revoked(ctx context.Context, topic string, p int) (int64, error)
 }
 
 // sweepEvery is how much event time passes between evictions of idle keys.
-const sweepEvery = 3600
+// A key becomes idle at the earliest a message memory (at least 72h) after
+// its last message, so a sweep every 6 hours keeps idle keys at most a few
+// percent longer; a sweep reads every key, and an hourly one was 3% of the
+// CPU of a replay (24 sweeps for a day) that evicted nothing.
+const sweepEvery = 6 * 3600
 
 // release applies every buffered event up to upTo to its key's state and
 // queues what it derives.
