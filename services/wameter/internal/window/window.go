@@ -209,6 +209,10 @@ type part struct {
 	// checkpoint's while the replay is read.
 	handled   int64
 	lastInput time.Time
+	// checkpointAt is when the last checkpoint was written; unsaved: a
+	// flush since did not write one (see checkpointEvery).
+	checkpointAt time.Time
+	unsaved      bool
 	idle      bool
 	// mark: where the input upstream ended when the idle flush was due;
 	// the flush waits until all of it has reached the partition (logged
@@ -452,7 +456,7 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 	if len(pt.sources) > 0 && pt.allIdle && pt.buf.Len() == 0 {
 		pt.idle = true
 	}
-	return s.flush(ctx, pt)
+	return s.flush(ctx, pt, pt.idle)
 }
 
 // event buffers one event of record m (encoded in value: all of a
@@ -543,6 +547,10 @@ func (s *Stage) bufferFailed(pt *part) error {
 func (s *Stage) Tick(ctx context.Context, topic string, p int) (int64, error) {
 	pt := s.part(p)
 	if pt.idle || s.now().Sub(pt.lastInput) < s.cfg.IdleFlush || !s.inputComplete(ctx, pt) {
+		if pt.unsaved {
+			// Quiet: the checkpoint the last batches left out.
+			return s.flush(ctx, pt, true)
+		}
 		return -1, nil
 	}
 	if pt.buf.MaxSeen() > pt.buf.Released() {
@@ -552,7 +560,7 @@ func (s *Stage) Tick(ctx context.Context, topic string, p int) (int64, error) {
 		return -1, err
 	}
 	pt.idle = true
-	return s.flush(ctx, pt)
+	return s.flush(ctx, pt, true)
 }
 
 // upstreamTimeout bounds one question to the Upstream: a partition's Tick
@@ -610,7 +618,7 @@ func (s *Stage) Revoked(ctx context.Context, topic string, p int) (int64, error)
 	pt := s.part(p)
 	commit, err := int64(-1), s.bufferFailed(pt)
 	if err == nil {
-		commit, err = s.flush(ctx, pt)
+		commit, err = s.flush(ctx, pt, true)
 	}
 	if cerr := pt.buf.Close(); cerr != nil {
 		pt.logger.Warn("removing the reorder buffer's spill files", zap.Error(cerr))
@@ -708,9 +716,19 @@ func apply(eng *billing.Engine, st *billing.State, ev *billing.Event, out *billi
 	return nil
 }
 
+// checkpointEvery is the least time between two checkpoints of a busy
+// partition. A checkpoint writes every key the batches since the last one
+// changed: in a backfill (dozens of batches a second) a customer's key is
+// so written once for several batches instead of once per batch. The
+// offset is committed only with a checkpoint, so a restart replays at most
+// this much more.
+const checkpointEvery = 250 * time.Millisecond
+
 // flush makes everything released durable downstream, publishes the
-// watermark, checkpoints, and returns the offset to commit.
-func (s *Stage) flush(ctx context.Context, pt *part) (int64, error) {
+// watermark, checkpoints (always with force; else at most once per
+// checkpointEvery, and Tick writes the one left out once the partition is
+// quiet), and returns the offset to commit (-1 without a checkpoint).
+func (s *Stage) flush(ctx context.Context, pt *part, force bool) (int64, error) {
 	if len(pt.letters) > 0 {
 		if err := s.DLQ.Send(ctx, pt.letters...); err != nil {
 			return -1, fmt.Errorf("window partition %d: dead letters: %w", pt.id, err)
@@ -740,8 +758,13 @@ func (s *Stage) flush(ctx context.Context, pt *part) (int64, error) {
 		}
 		pt.published, pt.publishedOK = wm, true
 	}
-	if err := s.checkpoint(ctx, pt); err != nil {
-		return -1, err
+	if now := s.now(); force || now.Sub(pt.checkpointAt) >= checkpointEvery {
+		if err := s.checkpoint(ctx, pt); err != nil {
+			return -1, err
+		}
+		pt.checkpointAt, pt.unsaved = now, false
+	} else {
+		pt.unsaved = true
 	}
 	s.m.keys.WithLabelValues(pt.label).Set(float64(pt.states.Len()))
 	s.m.stateBytes.WithLabelValues(pt.label).Set(float64(pt.states.Bytes()))
@@ -756,6 +779,9 @@ func (s *Stage) flush(ctx context.Context, pt *part) (int64, error) {
 		s.m.spillBytes.Add(float64(d))
 	}
 	pt.spills, pt.spillWritten = st.Spills, st.WrittenBytes
+	if pt.unsaved {
+		return -1, nil
+	}
 	if min := pt.buf.MinOffset(); min >= 0 {
 		return min, nil
 	}
