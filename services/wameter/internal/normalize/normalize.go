@@ -2,10 +2,11 @@
 // bodies and BSP send records into canonical message events, puts each in
 // the events partition of the customer's wa_id (so all of a customer's
 // events meet in one window partition; packed, wire.IsPacked) and
-// dead-letters, with a reason, whatever cannot be decoded or keyed. After the events of each batch it writes a source mark (the
-// highest event time read from that input partition so far) to every events
-// partition, and marks an input partition idle once it has been quiet at its
-// end for IdleAfter: the window's watermark follows its slowest source.
+// dead-letters, with a reason, whatever cannot be decoded or keyed. After
+// the events of each batch it writes a source mark (the highest event time
+// read from that input partition so far) to every events partition, and
+// marks an input partition idle once it has been quiet at its end for
+// IdleAfter: the window's watermark follows its slowest source.
 package normalize
 
 import (

@@ -213,7 +213,7 @@ type part struct {
 	// flush since did not write one (see checkpointEvery).
 	checkpointAt time.Time
 	unsaved      bool
-	idle      bool
+	idle         bool
 	// mark: where the input upstream ended when the idle flush was due;
 	// the flush waits until all of it has reached the partition (logged
 	// once: held).
