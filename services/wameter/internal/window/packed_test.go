@@ -1,11 +1,9 @@
 package window
 
 import (
-	"context"
 	"slices"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 
@@ -37,31 +35,10 @@ func pack(msgs []kafka.Message, sizes ...int) []kafka.Message {
 // a malformed packed record whole; the other events go on.
 func TestPackedRecordsAreTheirEvents(t *testing.T) {
 	broker := testenv.Broker(t)
-	// Every 37th event is three days behind: past the 48h lateness.
-	single := withTimes(t, spillEvents(1500), func(i int) int64 {
-		if i%37 == 36 {
-			return -72 * 3600
-		}
-		return 0
-	})
-	ctx := context.Background()
+	single := laggingEvents(t)
 	run := func(msgs []kafka.Message, batchSize int) (ss *spillStage, rows, units []string, late, bad float64) {
 		ss = newSpillStage(t, broker, 0, "")
-		if _, err := ss.Assigned(ctx, "events", 0, 0); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < len(msgs); i += batchSize {
-			if _, err := ss.Handle(ctx, "events", 0, slices.Clone(msgs[i:min(i+batchSize, len(msgs))])); err != nil {
-				t.Fatal(err)
-			}
-		}
-		ss.now = func() time.Time { return time.Now().Add(time.Hour) }
-		if _, err := ss.Tick(ctx, "events", 0); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ss.Revoked(ctx, "events", 0); err != nil {
-			t.Fatal(err)
-		}
+		ss.replay(t, msgs, batchSize)
 		return ss, ss.read(t, ss.rows), ss.unitRecords(t),
 			counter(t, ss.m.events.WithLabelValues("late")), counter(t, ss.m.events.WithLabelValues("bad"))
 	}

@@ -171,32 +171,10 @@ func TestIdleFlushWaitsForUpstream(t *testing.T) {
 // sequence numbers it has seen.
 func TestLateDoesNotDependOnBatches(t *testing.T) {
 	broker := testenv.Broker(t)
-	// Every 37th event is three days behind: past the 48h lateness of
-	// every event shortly before it.
-	msgs := withTimes(t, spillEvents(1500), func(i int) int64 {
-		if i%37 == 36 {
-			return -72 * 3600
-		}
-		return 0
-	})
-	ctx := context.Background()
+	msgs := laggingEvents(t)
 	run := func(batchSize int) (rows, units []string, late float64) {
 		ss := newSpillStage(t, broker, 0, "")
-		if _, err := ss.Assigned(ctx, "events", 0, 0); err != nil {
-			t.Fatal(err)
-		}
-		for i := 0; i < len(msgs); i += batchSize {
-			if _, err := ss.Handle(ctx, "events", 0, slices.Clone(msgs[i:min(i+batchSize, len(msgs))])); err != nil {
-				t.Fatal(err)
-			}
-		}
-		ss.now = func() time.Time { return time.Now().Add(time.Hour) }
-		if _, err := ss.Tick(ctx, "events", 0); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := ss.Revoked(ctx, "events", 0); err != nil {
-			t.Fatal(err)
-		}
+		ss.replay(t, msgs, batchSize)
 		return ss.read(t, ss.rows), ss.unitRecords(t), counter(t, ss.m.events.WithLabelValues("late"))
 	}
 	wantRows, wantUnits, wantLate := run(1)
@@ -209,5 +187,38 @@ func TestLateDoesNotDependOnBatches(t *testing.T) {
 			t.Errorf("batches of %d: %v late, %d rows, %d units; one event a batch: %v late, %d rows, %d units",
 				size, late, len(rows), len(units), wantLate, len(wantRows), len(wantUnits))
 		}
+	}
+}
+
+// laggingEvents is spillEvents(1500) with every 37th event three days
+// behind: past the 48h lateness of every event shortly before it.
+func laggingEvents(t *testing.T) []kafka.Message {
+	return withTimes(t, spillEvents(1500), func(i int) int64 {
+		if i%37 == 36 {
+			return -72 * 3600
+		}
+		return 0
+	})
+}
+
+// replay hands msgs to partition 0 of the stage in batches of batchSize,
+// releases what is left with an idle flush, and revokes the partition.
+func (ss *spillStage) replay(t *testing.T, msgs []kafka.Message, batchSize int) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := ss.Assigned(ctx, "events", 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(msgs); i += batchSize {
+		if _, err := ss.Handle(ctx, "events", 0, slices.Clone(msgs[i:min(i+batchSize, len(msgs))])); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ss.now = func() time.Time { return time.Now().Add(time.Hour) }
+	if _, err := ss.Tick(ctx, "events", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ss.Revoked(ctx, "events", 0); err != nil {
+		t.Fatal(err)
 	}
 }
