@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/wameter/wameter/pkg/stream"
 	"github.com/wameter/wameter/pkg/testenv"
 	"github.com/wameter/wameter/services/wameter/internal/stage"
+	"github.com/wameter/wameter/services/wameter/internal/stage/stagetest"
 	"github.com/wameter/wameter/services/wameter/internal/wire"
 )
 
@@ -31,7 +31,6 @@ func TestPackedUnitsPriceAsSingleUnits(t *testing.T) {
 	broker := testenv.Broker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	kcfg := stream.Config{Brokers: []string{broker}}
 
 	// Two window partitions' units over a PMP day: marketing and utility
 	// messages to three markets, each source's sequence numbers rising,
@@ -90,29 +89,13 @@ func TestPackedUnitsPriceAsSingleUnits(t *testing.T) {
 	run := func(msgs []kafka.Message, batch int) (rows []string, dead []string) {
 		prefix := fmt.Sprintf("account-packed-%d", time.Now().UnixNano())
 		rowsTopic, stateTopic, dlqTopic := prefix+"-rows", prefix+"-state", prefix+"-dlq"
-		var specs []stream.TopicSpec
-		for _, name := range []string{rowsTopic, stateTopic, dlqTopic} {
-			specs = append(specs, stream.TopicSpec{Name: name, Partitions: 1, ReplicationFactor: 1})
-		}
-		if _, err := stream.EnsureTopics(ctx, kcfg, specs); err != nil {
-			t.Fatal(err)
-		}
-		reg := prometheus.NewRegistry()
-		p, err := stream.NewProducer(kcfg, stream.ProducerConfig{}, zap.NewNop(), reg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p.Close()
-		dlq, err := stream.NewDeadLetters(p, stream.DeadLetterConfig{Topic: dlqTopic, Stage: "account"}, reg)
-		if err != nil {
-			t.Fatal(err)
-		}
+		k := stagetest.New(t, broker, "account", dlqTopic, map[string]int{rowsTopic: 1, stateTopic: 1})
 		cat, err := pricing.Default()
 		if err != nil {
 			t.Fatal(err)
 		}
 		s, err := New(Config{UnitsTopic: "units", RowsTopic: rowsTopic, StateTopic: stateTopic, Sources: 2},
-			stage.Deps{Kafka: kcfg, Catalog: cat, Accounts: accounts.Empty(), Producer: p, DLQ: dlq, Logger: zap.NewNop(), Registry: reg})
+			stage.Deps{Kafka: k.Config, Catalog: cat, Accounts: accounts.Empty(), Producer: k.Producer, DLQ: k.DLQ, Logger: zap.NewNop(), Registry: k.Registry})
 		if err != nil {
 			t.Fatal(err)
 		}

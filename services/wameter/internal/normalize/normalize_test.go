@@ -8,14 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/wameter/wameter/pkg/billing"
-	"github.com/wameter/wameter/pkg/stream"
 	"github.com/wameter/wameter/pkg/testenv"
 	"github.com/wameter/wameter/pkg/webhook"
+	"github.com/wameter/wameter/services/wameter/internal/stage/stagetest"
 	"github.com/wameter/wameter/services/wameter/internal/wire"
 )
 
@@ -44,25 +43,11 @@ func TestSourceMarksFollowTheEvents(t *testing.T) {
 	broker := testenv.Broker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	kcfg := stream.Config{Brokers: []string{broker}}
 	events := fmt.Sprintf("normalize-test-%d", time.Now().UnixNano())
-	if _, err := stream.EnsureTopics(ctx, kcfg, []stream.TopicSpec{
-		{Name: events, Partitions: 2, ReplicationFactor: 1}, {Name: events + "-dlq", Partitions: 1, ReplicationFactor: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	p, err := stream.NewProducer(kcfg, stream.ProducerConfig{}, zap.NewNop(), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	dlq, err := stream.NewDeadLetters(p, stream.DeadLetterConfig{Topic: events + "-dlq", Stage: "normalize"}, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := stagetest.New(t, broker, "normalize", events+"-dlq", map[string]int{events: 2})
 	ends := &fakeEnds{}
 	s, err := New(Config{WebhooksTopic: "webhooks", SendsTopic: "sends", EventsTopic: events, EventsPartitions: 2,
-		IdleAfter: 10 * time.Second, Ends: ends}, p, dlq, zap.NewNop(), reg)
+		IdleAfter: 10 * time.Second, Ends: ends}, k.Producer, k.DLQ, zap.NewNop(), k.Registry)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,25 +170,11 @@ func TestEventsArePackedByCustomerPartition(t *testing.T) {
 	broker := testenv.Broker(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	kcfg := stream.Config{Brokers: []string{broker}}
 	events := fmt.Sprintf("normalize-pack-test-%d", time.Now().UnixNano())
 	const partitions = 3
-	if _, err := stream.EnsureTopics(ctx, kcfg, []stream.TopicSpec{
-		{Name: events, Partitions: partitions, ReplicationFactor: 1}, {Name: events + "-dlq", Partitions: 1, ReplicationFactor: 1}}); err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	p, err := stream.NewProducer(kcfg, stream.ProducerConfig{}, zap.NewNop(), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	dlq, err := stream.NewDeadLetters(p, stream.DeadLetterConfig{Topic: events + "-dlq", Stage: "normalize"}, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := stagetest.New(t, broker, "normalize", events+"-dlq", map[string]int{events: partitions})
 	s, err := New(Config{WebhooksTopic: "webhooks", SendsTopic: "sends", EventsTopic: events, EventsPartitions: partitions,
-		IdleAfter: time.Minute, Ends: &fakeEnds{}}, p, dlq, zap.NewNop(), reg)
+		IdleAfter: time.Minute, Ends: &fakeEnds{}}, k.Producer, k.DLQ, zap.NewNop(), k.Registry)
 	if err != nil {
 		t.Fatal(err)
 	}

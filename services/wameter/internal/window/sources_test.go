@@ -6,14 +6,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
-	"go.uber.org/zap"
 
 	"github.com/wameter/wameter/pkg/billing"
-	"github.com/wameter/wameter/pkg/stream"
 	"github.com/wameter/wameter/pkg/testenv"
 	"github.com/wameter/wameter/pkg/webhook"
+	"github.com/wameter/wameter/services/wameter/internal/stage/stagetest"
 	"github.com/wameter/wameter/services/wameter/internal/wire"
 )
 
@@ -114,13 +112,8 @@ func TestSourceMarksFollowTheSlowestSource(t *testing.T) {
 		cfg := ss.cfg
 		cfg.Lateness, cfg.Sources = 2*time.Hour, sources
 		stage := func() *Stage {
-			reg := prometheus.NewRegistry()
-			p, err := stream.NewProducer(ss.kcfg, stream.ProducerConfig{}, zap.NewNop(), reg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { p.Close() })
-			return newTestStage(t, ss.kcfg, p, reg, cfg)
+			k := stagetest.New(t, broker, "window", cfg.StateTopic+"-dlq", nil)
+			return newTestStage(t, k.Config, k.Producer, k.Registry, cfg)
 		}
 		s := stage()
 		from, err := s.Assigned(ctx, "events", 0, 0)

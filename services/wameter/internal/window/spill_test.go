@@ -11,14 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
-	"go.uber.org/zap"
 
 	"github.com/wameter/wameter/pkg/billing"
 	"github.com/wameter/wameter/pkg/stream"
 	"github.com/wameter/wameter/pkg/testenv"
 	"github.com/wameter/wameter/pkg/webhook"
+	"github.com/wameter/wameter/services/wameter/internal/stage/stagetest"
 )
 
 // spillStage is a window stage on its own topics of a real broker.
@@ -30,25 +29,11 @@ type spillStage struct {
 
 func newSpillStage(t *testing.T, broker string, bufferBytes int64, spillDir string) *spillStage {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	kcfg := stream.Config{Brokers: []string{broker}}
 	prefix := fmt.Sprintf("spill-test-%d-%d", bufferBytes, time.Now().UnixNano())
-	ss := &spillStage{kcfg: kcfg, rows: prefix + "-rows", units: prefix + "-units"}
-	var specs []stream.TopicSpec
-	for _, name := range []string{ss.rows, ss.units, prefix + "-state", prefix + "-state-dlq"} {
-		specs = append(specs, stream.TopicSpec{Name: name, Partitions: 1, ReplicationFactor: 1})
-	}
-	if _, err := stream.EnsureTopics(ctx, kcfg, specs); err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	p, err := stream.NewProducer(kcfg, stream.ProducerConfig{}, zap.NewNop(), reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	s := newTestStage(t, kcfg, p, reg, Config{EventsTopic: "events", UnitsTopic: ss.units, RowsTopic: ss.rows,
+	rows, units := prefix+"-rows", prefix+"-units"
+	k := stagetest.New(t, broker, "window", prefix+"-state-dlq", map[string]int{rows: 1, units: 1, prefix + "-state": 1})
+	ss := &spillStage{kcfg: k.Config, rows: rows, units: units}
+	s := newTestStage(t, k.Config, k.Producer, k.Registry, Config{EventsTopic: "events", UnitsTopic: ss.units, RowsTopic: ss.rows,
 		StateTopic: prefix + "-state", UnitsPartitions: 1, Lateness: 48 * time.Hour, IdleFlush: time.Second,
 		MessageMemory: 168 * time.Hour, BufferBytes: bufferBytes, SpillDir: spillDir})
 	ss.Stage = s
