@@ -14,8 +14,8 @@
 package reorder
 
 import (
+	"cmp"
 	"math"
-	"slices"
 	"unsafe"
 
 	"github.com/wameter/wameter/pkg/billing"
@@ -42,15 +42,14 @@ func Before(a, b *billing.Event) bool {
 	return billing.Less(a, b)
 }
 
-// Buffer is a min-heap of events by release order. Not safe for concurrent use.
+// Buffer holds events until their release. Not safe for concurrent use.
 //
-// The events sit still in fixed-size chunks; the heap orders small entries
-// (time, offset, slot) that point at them, so sifting moves 24 bytes instead
-// of a whole event and a large buffer never copies its events to grow.
+// The events are kept in buckets of event time, each sorted when released
+// (see buckets.go).
 //
 // With a memory bound (NewWithOptions), the in-memory events are written to
 // a sorted run file whenever their estimated size passes the bound; Release
-// merges the heap with the runs. See Options and Err.
+// merges the memory's order with the runs. See Options and Err.
 type Buffer struct {
 	lateness int64
 	mem      int64    // estimated bytes of the events in memory (itemBytes)
@@ -59,49 +58,42 @@ type Buffer struct {
 	sp       *spiller // nil without a bound
 	maxSeen  int64
 	released int64 // events with Time <= released have been released
-	heap     []entry
-	chunks   [][]Item // each chunkLen long; slot s is chunks[s/chunkLen][s%chunkLen]
-	slots    int32    // slots handed out so far
-	free     []int32  // slots released for reuse
 
-	// offsets and gone track, in add order, the input offsets of buffered
-	// events and whether each was released, so MinOffset needs no scan
-	// while offsets come in non-decreasing order (unordered otherwise).
+	// offsets and live track, in add order, the distinct input offsets of
+	// buffered events and how many of each are still buffered, so
+	// MinOffset needs no scan while offsets come in non-decreasing order
+	// (unordered otherwise). A packed record's events share one entry.
+	// first is the add-order number of offsets[0]: an entry keeps the
+	// number of its offset (entry.oi), so a release finds its count
+	// without a search (uint32 arithmetic: numbers wrap around).
 	offsets   []int64
-	gone      []bool
+	live      []int32
 	head      int
+	first     uint32
 	unordered bool
+
+	// The order of the events in memory (buckets.go): n events in the
+	// buckets by key, keys a min-heap of the buckets' keys, front the
+	// bucket of keys[0] and last the bucket of the last Add (nil: look
+	// up), spare emptied buckets, scratch room to merge a bucket.
+	n       int
+	buckets map[int64]*bucket
+	keys    []int64
+	front   *bucket
+	last    *bucket
+	spare   []*bucket
+	scratch []entry
 }
 
-// entry is a heap element: the event's time and offset, so that most
-// comparisons and MinOffset do not touch the event itself.
+// entry points at a buffered event in its bucket, with what orders most
+// events (time, phone number id, customer), so that most comparisons do
+// not touch the event itself.
 type entry struct {
-	time   int64
-	offset int64
-	slot   int32
-}
-
-const chunkLen = 1024
-
-func (b *Buffer) item(slot int32) *Item {
-	return &b.chunks[slot/chunkLen][slot%chunkLen]
-}
-
-// store puts it in a free slot and returns the slot.
-func (b *Buffer) store(it Item) int32 {
-	var slot int32
-	if n := len(b.free); n > 0 {
-		slot = b.free[n-1]
-		b.free = b.free[:n-1]
-	} else {
-		slot = b.slots
-		b.slots++
-		if int(slot/chunkLen) == len(b.chunks) {
-			b.chunks = append(b.chunks, make([]Item, chunkLen))
-		}
-	}
-	*b.item(slot) = it
-	return slot
+	time     int64
+	phone    uint64
+	customer uint64
+	slot     int32  // the event's index in its bucket's items
+	oi       uint32 // add-order number of its offset: see Buffer.first
 }
 
 // New returns an empty buffer allowing lateness seconds of disorder.
@@ -112,12 +104,12 @@ func New(lateness int64) *Buffer {
 // Len returns how many events are buffered, in memory and on disk.
 func (b *Buffer) Len() int {
 	if b.sp == nil {
-		return len(b.heap)
+		return b.n
 	}
 	if b.failed {
 		return b.sp.failedLen
 	}
-	return len(b.heap) + int(b.sp.events)
+	return b.n + int(b.sp.events)
 }
 
 // Released returns the watermark up to which events were released (inclusive).
@@ -151,16 +143,21 @@ func (b *Buffer) Add(ev *billing.Event, offset int64) bool {
 		b.sp.lose(offset)
 		return true
 	}
-	slot := b.store(Item{Event: *ev, Offset: offset})
-	b.heap = append(b.heap, entry{time: ev.Time, offset: offset, slot: slot})
-	b.up(len(b.heap) - 1)
 	if n := len(b.offsets); n > b.head && offset < b.offsets[n-1] {
 		b.unordered = true
 	}
+	var oi uint32
 	if !b.unordered {
-		b.offsets = append(b.offsets, offset)
-		b.gone = append(b.gone, false)
+		n := len(b.offsets)
+		if n == b.head || offset != b.offsets[n-1] {
+			b.offsets = append(b.offsets, offset)
+			b.live = append(b.live, 0)
+			n++
+		}
+		b.live[n-1]++
+		oi = b.first + uint32(n-1)
 	}
+	b.push(ev, offset, oi)
 	b.mem += itemBytes(ev)
 	if b.mem > b.maxBytes {
 		b.spillMemory()
@@ -169,9 +166,9 @@ func (b *Buffer) Add(ev *billing.Event, offset int64) bool {
 }
 
 // itemOverhead is what an event takes in memory besides its strings: its
-// Item, its heap entry and add-order index, these two counted twice as
-// append leaves up to as much spare capacity.
-const itemOverhead = int64(unsafe.Sizeof(Item{}) + 2*unsafe.Sizeof(entry{}) + 2*(8+1))
+// Item, its entry and add-order index, each counted twice as append leaves
+// up to as much spare capacity.
+const itemOverhead = int64(2*unsafe.Sizeof(Item{}) + 2*unsafe.Sizeof(entry{}) + 2*(8+4))
 
 // itemBytes estimates the memory an event takes in the buffer: its strings
 // come from one allocation when decoded (webhook.ReadEvent), rounded up.
@@ -180,29 +177,29 @@ func itemBytes(ev *billing.Event) int64 {
 	return itemOverhead + int64(n+15)&^15
 }
 
-// forget marks one buffered event of offset released in the add-order index.
-func (b *Buffer) forget(offset int64) {
+// forget counts a released entry's event in the add-order index.
+func (b *Buffer) forget(e *entry) {
 	if b.unordered {
 		return
 	}
-	live := b.offsets[b.head:]
-	i, _ := slices.BinarySearch(live, offset)
-	for i < len(live) && live[i] == offset && b.gone[b.head+i] {
-		i++
-	}
-	if i < len(live) && live[i] == offset {
-		b.gone[b.head+i] = true
-	}
-	for b.head < len(b.offsets) && b.gone[b.head] {
+	b.live[int(e.oi-b.first)]--
+	for b.head < len(b.offsets) && b.live[b.head] == 0 {
 		b.head++
 	}
 	if b.head == len(b.offsets) {
-		b.offsets, b.gone, b.head = b.offsets[:0], b.gone[:0], 0
+		b.resetOffsets()
 	} else if b.head > 1024 && b.head > len(b.offsets)/2 {
 		n := copy(b.offsets, b.offsets[b.head:])
-		copy(b.gone, b.gone[b.head:])
-		b.offsets, b.gone, b.head = b.offsets[:n], b.gone[:n], 0
+		copy(b.live, b.live[b.head:])
+		b.first += uint32(b.head)
+		b.offsets, b.live, b.head = b.offsets[:n], b.live[:n], 0
 	}
+}
+
+// resetOffsets empties the add-order index (no event in memory refers to it).
+func (b *Buffer) resetOffsets() {
+	b.first += uint32(len(b.offsets))
+	b.offsets, b.live, b.head, b.unordered = b.offsets[:0], b.live[:0], 0, false
 }
 
 // Ready returns the watermark the buffer may release up to now: the highest
@@ -229,39 +226,17 @@ func (b *Buffer) Release(upTo int64, fn func(it *Item)) {
 			return
 		}
 	} else {
-		var top Item
-		for len(b.heap) > 0 && b.heap[0].time <= upTo {
-			b.pop(&top)
-			fn(&top)
+		for e, it := b.peek(); e != nil && e.time <= upTo; e, it = b.peek() {
+			fn(it)
+			b.take()
 		}
 	}
-	if len(b.heap) == 0 {
-		// Empty: give the chunks of a large backlog back, keep one.
-		for i := 1; i < len(b.chunks); i++ {
-			b.chunks[i] = nil
-		}
-		b.chunks = b.chunks[:min(len(b.chunks), 1)]
-		b.slots, b.free = 0, b.free[:0]
-		b.offsets, b.gone, b.head, b.unordered = b.offsets[:0], b.gone[:0], 0, false
+	if b.n == 0 {
+		// Empty: give the buckets of a large backlog back.
+		b.resetOffsets()
+		b.spare, b.scratch = nil, nil
 	}
 	b.released = upTo
-}
-
-// pop moves the heap's first event to top.
-func (b *Buffer) pop(top *Item) {
-	slot := b.heap[0].slot
-	last := len(b.heap) - 1
-	b.heap[0] = b.heap[last]
-	b.heap = b.heap[:last]
-	if last > 0 {
-		b.down(0)
-	}
-	it := b.item(slot)
-	*top = *it
-	*it = Item{} // drop its strings
-	b.free = append(b.free, slot)
-	b.forget(top.Offset)
-	b.mem -= itemBytes(&top.Event)
 }
 
 // MinOffset returns the lowest input offset among buffered events, or -1.
@@ -290,77 +265,61 @@ func (b *Buffer) MinOffset() int64 {
 
 // memMinOffset is MinOffset of the events in memory.
 func (b *Buffer) memMinOffset() int64 {
-	if len(b.heap) == 0 {
+	if b.n == 0 {
 		return -1
 	}
 	if !b.unordered {
 		return b.offsets[b.head]
 	}
 	min := int64(-1)
-	for i := range b.heap {
-		if o := b.heap[i].offset; min < 0 || o < min {
-			min = o
+	b.each(func(it *Item) {
+		if min < 0 || it.Offset < min {
+			min = it.Offset
 		}
-	}
+	})
 	return min
 }
 
-func (b *Buffer) less(i, j int) bool {
-	x, y := &b.heap[i], &b.heap[j]
-	if x.time != y.time {
-		return x.time < y.time
-	}
-	return before(&b.item(x.slot).Event, x.offset, &b.item(y.slot).Event, y.offset)
-}
-
-// before is the release order made total by the input offset, so that
-// events Before does not order (duplicates) come out in the same order
-// whether they were spilled or not.
+// before is the release order made total: see compare.
 func before(a *billing.Event, aOffset int64, b *billing.Event, bOffset int64) bool {
-	if a.Time != b.Time {
-		return a.Time < b.Time
-	}
-	if a.PhoneNumberID != b.PhoneNumberID {
-		return a.PhoneNumberID < b.PhoneNumberID
-	}
-	if a.Customer != b.Customer {
-		return a.Customer < b.Customer
-	}
-	if billing.Less(a, b) {
-		return true
-	}
-	if billing.Less(b, a) {
-		return false
-	}
-	return aOffset < bOffset
+	return compare(a, aOffset, b, bOffset) < 0
 }
 
-func (b *Buffer) up(j int) {
-	for {
-		i := (j - 1) / 2
-		if i == j || !b.less(j, i) {
-			break
-		}
-		b.heap[i], b.heap[j] = b.heap[j], b.heap[i]
-		j = i
+// compare is the release order (Before) made total, so that events come
+// out in the same order whether they were spilled or not, and whatever
+// order they were added in: events Before does not order (duplicates) by
+// input offset, then by the rest of their fields. Only events equal in
+// every field compare 0, and their order does not matter.
+func compare(a *billing.Event, aOffset int64, b *billing.Event, bOffset int64) int {
+	switch {
+	case a.Time != b.Time:
+		return cmp.Compare(a.Time, b.Time)
+	case a.PhoneNumberID != b.PhoneNumberID:
+		return cmp.Compare(a.PhoneNumberID, b.PhoneNumberID)
+	case a.Customer != b.Customer:
+		return cmp.Compare(a.Customer, b.Customer)
+	case billing.Less(a, b):
+		return -1
+	case billing.Less(b, a):
+		return 1
+	case aOffset != bOffset:
+		return cmp.Compare(aOffset, bOffset)
 	}
+	return cmp.Or(
+		cmp.Compare(a.Kind, b.Kind),
+		cmp.Compare(a.Status, b.Status),
+		cmp.Compare(a.MsgKind, b.MsgKind),
+		cmp.Compare(boolInt(a.Referral), boolInt(b.Referral)),
+		cmp.Compare(a.WABA, b.WABA),
+		cmp.Compare(a.MetaConversationID, b.MetaConversationID),
+		cmp.Compare(a.MetaCategory, b.MetaCategory),
+		cmp.Compare(a.MetaPricingModel, b.MetaPricingModel),
+	)
 }
 
-func (b *Buffer) down(i int) {
-	n := len(b.heap)
-	for {
-		l := 2*i + 1
-		if l >= n || l < 0 {
-			break
-		}
-		j := l
-		if r := l + 1; r < n && b.less(r, l) {
-			j = r
-		}
-		if !b.less(j, i) {
-			break
-		}
-		b.heap[i], b.heap[j] = b.heap[j], b.heap[i]
-		i = j
+func boolInt(v bool) int {
+	if v {
+		return 1
 	}
+	return 0
 }

@@ -199,11 +199,11 @@ func TestMinOffsetFollowsReleases(t *testing.T) {
 	b := New(100)
 	scan := func() int64 {
 		m := int64(-1)
-		for i := range b.heap {
-			if o := b.item(b.heap[i].slot).Offset; m < 0 || o < m {
+		b.each(func(it *Item) {
+			if o := it.Offset; m < 0 || o < m {
 				m = o
 			}
-		}
+		})
 		return m
 	}
 	for off := int64(0); off < 5000; off++ {
@@ -221,5 +221,58 @@ func TestMinOffsetFollowsReleases(t *testing.T) {
 	b.Release(b.MaxSeen(), func(*Item) {})
 	if b.MinOffset() != -1 {
 		t.Errorf("empty buffer: MinOffset %d", b.MinOffset())
+	}
+}
+
+// Property: events added in any order, several to a second and to a bucket
+// that was partly released already, come out in compare order, the same
+// whatever the watermarks Release was called with. Times stay within a few
+// buckets, so that most adds land in a bucket holding sorted and unsorted
+// entries and most releases stop inside one.
+func TestReleaseOrderWithinBuckets(t *testing.T) {
+	for seed := uint64(1); seed <= 20; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		const lateness = 40
+		b := New(lateness)
+		var want, got []Item
+		merges := 0
+		for i := range 3000 {
+			// Mostly increasing, some behind: within the lateness of the
+			// highest time so far, never at or behind the released watermark.
+			t0 := int64(1000 + i/20)
+			ev := billing.Event{Kind: billing.EventKind(rng.IntN(3)), Time: t0 - rng.Int64N(lateness), PhoneNumberID: 1 + rng.Uint64N(2),
+				Customer: 1 + rng.Uint64N(3), MessageID: fmt.Sprint(rng.IntN(50)), Status: billing.StatusKind(rng.IntN(3))}
+			if ev.Time <= b.Released() {
+				continue
+			}
+			off := int64(i / 3)
+			bk := b.buckets[ev.Time>>bucketShift]
+			if bk != nil && bk.head > 0 {
+				merges++
+			}
+			if !b.Add(&ev, off) {
+				t.Fatalf("event %d refused", i)
+			}
+			want = append(want, Item{Event: ev, Offset: off})
+			if rng.IntN(7) == 0 {
+				b.Release(b.Ready()-rng.Int64N(lateness), func(it *Item) { got = append(got, *it) })
+			}
+		}
+		b.Release(b.MaxSeen(), func(it *Item) { got = append(got, *it) })
+		slices.SortFunc(want, func(x, y Item) int { return compare(&x.Event, x.Offset, &y.Event, y.Offset) })
+		if len(got) != len(want) {
+			t.Fatalf("seed %d: released %d events, added %d", seed, len(got), len(want))
+		}
+		for i := range got {
+			if compare(&got[i].Event, got[i].Offset, &want[i].Event, want[i].Offset) != 0 {
+				t.Fatalf("seed %d: event %d released is %+v, want %+v", seed, i, got[i], want[i])
+			}
+		}
+		if merges < 100 {
+			t.Fatalf("seed %d: only %d adds to a partly released bucket: the test needs more", seed, merges)
+		}
+		if b.Len() != 0 || len(b.buckets) != 0 || len(b.keys) != 0 {
+			t.Fatalf("seed %d: empty buffer holds %d events, %d buckets, %d keys", seed, b.Len(), len(b.buckets), len(b.keys))
+		}
 	}
 }

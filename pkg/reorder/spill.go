@@ -2,7 +2,6 @@ package reorder
 
 import (
 	"bufio"
-	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/wameter/wameter/pkg/webhook"
@@ -138,7 +136,7 @@ type Stats struct {
 
 // Stats returns the buffer's figures.
 func (b *Buffer) Stats() Stats {
-	st := Stats{MemoryEvents: len(b.heap), MemoryBytes: b.mem}
+	st := Stats{MemoryEvents: b.n, MemoryBytes: b.mem}
 	if s := b.sp; s != nil {
 		st.SpilledEvents, st.Runs = s.events, len(s.runs)
 		st.Spills, st.Merges, st.WrittenBytes = s.spills, s.merges, s.written
@@ -284,26 +282,16 @@ func (s *spiller) step(h []*run) (_ []*run, drained *run, err error) {
 func (b *Buffer) spillMemory() {
 	s := b.sp
 	minOffset, n := b.MinOffset(), b.Len()
-	// Sorting the entries takes a fraction of the time popping them
-	// one by one does; the heap is cleared after.
-	slices.SortFunc(b.heap, func(x, y entry) int {
-		switch {
-		case x.time != y.time:
-			return cmp.Compare(x.time, y.time)
-		case before(&b.item(x.slot).Event, x.offset, &b.item(y.slot).Event, y.offset):
-			return -1
-		case before(&b.item(y.slot).Event, y.offset, &b.item(x.slot).Event, x.offset):
-			return 1
-		}
-		return 0
-	})
+	// The buckets in key order, each sorted: the memory is cleared after.
+	order := make([]*Item, 0, b.n)
+	b.eachInOrder(func(it *Item) { order = append(order, it) })
 	i := 0
 	r, err := s.writeRun(func() *Item {
-		if i == len(b.heap) {
+		if i == len(order) {
 			return nil
 		}
 		i++
-		return b.item(b.heap[i-1].slot)
+		return order[i-1]
 	})
 	if err != nil {
 		b.fail(fmt.Errorf("spill %d events: %w", n-int(s.events), err), minOffset, n)
@@ -519,16 +507,15 @@ func remove(name string) error {
 // heads. It returns false if reading a run failed the buffer.
 func (b *Buffer) releaseMerged(upTo int64, fn func(it *Item)) bool {
 	s := b.sp
-	var top Item
 	for {
 		var r *run
 		if len(s.runs) > 0 && s.runs[0].head.Event.Time <= upTo {
 			r = s.runs[0]
 		}
-		if len(b.heap) > 0 && b.heap[0].time <= upTo &&
-			(r == nil || !before(&r.head.Event, r.head.Offset, &b.item(b.heap[0].slot).Event, b.heap[0].offset)) {
-			b.pop(&top)
-			fn(&top)
+		if e, it := b.peek(); e != nil && e.time <= upTo &&
+			(r == nil || !before(&r.head.Event, r.head.Offset, &it.Event, it.Offset)) {
+			fn(it)
+			b.take()
 			continue
 		}
 		if r == nil {
@@ -550,12 +537,8 @@ func (b *Buffer) releaseMerged(upTo int64, fn func(it *Item)) bool {
 
 // clearMemory drops the events in memory, keeping the chunks for reuse.
 func (b *Buffer) clearMemory() {
-	for i := range b.heap {
-		*b.item(b.heap[i].slot) = Item{}
-	}
-	b.heap = b.heap[:0]
-	b.slots, b.free = 0, b.free[:0]
-	b.offsets, b.gone, b.head, b.unordered = b.offsets[:0], b.gone[:0], 0, false
+	b.dropEntries()
+	b.resetOffsets()
 	b.mem = 0
 }
 

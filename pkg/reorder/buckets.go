@@ -1,0 +1,251 @@
+package reorder
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/wameter/wameter/pkg/billing"
+)
+
+// The events in memory are kept in buckets of event time instead of one
+// heap: each bucket holds the events of bucketSpan seconds in add order,
+// with an entry per event that is sorted when Release reaches the bucket
+// (or, with a memory bound, when it is spilled). A heap of millions of
+// events (a backfill holds hours of event time) paid a cache miss per level
+// of every pop, and events stored in arrival order were read back in time
+// order from all over memory; a bucket's events are sorted and read back
+// within its own few hundred, and an event added in order (as most are:
+// each input partition is read in arrival order) costs one comparison.
+
+// bucketShift sets the bucket span: 1<<bucketShift seconds of event time.
+const bucketShift = 4
+
+// keepBuckets bounds the emptied buckets kept for their capacity.
+const keepBuckets = 64
+
+// maxHint bounds the capacity a new bucket starts with.
+const maxHint = 4096
+
+// bucket holds the events of one span of event time.
+type bucket struct {
+	key     int64 // time >> bucketShift
+	items   []Item
+	entries []entry // one per item, entry.slot its index
+	head    int     // entries[:head] were released
+	sorted  int     // entries[head:sorted] are in release order; entries[sorted:] came since, in add order
+}
+
+// order returns the release order of two of bk's entries (compare): the
+// events themselves are read only for one key's events of one second.
+func (bk *bucket) order(x, y *entry) int {
+	switch {
+	case x.time != y.time:
+		return cmp.Compare(x.time, y.time)
+	case x.phone != y.phone:
+		return cmp.Compare(x.phone, y.phone)
+	case x.customer != y.customer:
+		return cmp.Compare(x.customer, y.customer)
+	}
+	a, c := &bk.items[x.slot], &bk.items[y.slot]
+	return compare(&a.Event, a.Offset, &c.Event, c.Offset)
+}
+
+// push adds an event to its time's bucket.
+func (b *Buffer) push(ev *billing.Event, offset int64, oi uint32) {
+	k := ev.Time >> bucketShift
+	bk := b.last
+	if bk == nil || bk.key != k {
+		if bk = b.buckets[k]; bk == nil {
+			bk = b.newBucket(k)
+		}
+		b.last = bk
+	}
+	bk.items = append(bk.items, Item{Event: *ev, Offset: offset})
+	bk.entries = append(bk.entries, entry{time: ev.Time, phone: ev.PhoneNumberID, customer: ev.Customer,
+		slot: int32(len(bk.items) - 1), oi: oi})
+	n := len(bk.entries)
+	if bk.sorted == n-1 && (bk.sorted == bk.head || bk.order(&bk.entries[n-2], &bk.entries[n-1]) <= 0) {
+		bk.sorted = n
+	}
+	b.n++
+}
+
+// newBucket adds an empty bucket for key k.
+func (b *Buffer) newBucket(k int64) *bucket {
+	var bk *bucket
+	if n := len(b.spare); n > 0 {
+		bk = b.spare[n-1]
+		b.spare = b.spare[:n-1]
+		bk.key = k
+	} else {
+		// Room for as many events as the buckets hold on average: in a
+		// backlog a bucket is filled to about that, so its slices do not
+		// grow (and copy their events) a dozen times over.
+		hint := 8
+		if len(b.keys) > 0 {
+			hint = min(max(hint, b.n/len(b.keys)), maxHint)
+		}
+		bk = &bucket{key: k, items: make([]Item, 0, hint), entries: make([]entry, 0, hint)}
+	}
+	if b.buckets == nil {
+		b.buckets = make(map[int64]*bucket)
+	}
+	b.buckets[k] = bk
+	b.keys = append(b.keys, k)
+	keyUp(b.keys, len(b.keys)-1)
+	if b.keys[0] == k {
+		b.front = nil
+	}
+	return bk
+}
+
+// peek returns the first event in release order and its entry, or nil
+// when no event is in memory. Both stay valid until take.
+func (b *Buffer) peek() (*entry, *Item) {
+	if b.n == 0 {
+		return nil, nil
+	}
+	bk := b.front
+	if bk == nil {
+		bk = b.buckets[b.keys[0]]
+		b.front = bk
+	}
+	if bk.sorted < len(bk.entries) {
+		bk.sort(&b.scratch)
+	}
+	e := &bk.entries[bk.head]
+	return e, &bk.items[e.slot]
+}
+
+// take removes the event peek returned.
+func (b *Buffer) take() {
+	bk := b.front
+	e := &bk.entries[bk.head]
+	b.forget(e)
+	b.mem -= itemBytes(&bk.items[e.slot].Event)
+	bk.head++
+	b.n--
+	if bk.head == len(bk.entries) {
+		b.dropFront()
+	}
+}
+
+// dropFront removes the first bucket, empty now.
+func (b *Buffer) dropFront() {
+	bk := b.front
+	delete(b.buckets, bk.key)
+	last := len(b.keys) - 1
+	b.keys[0] = b.keys[last]
+	b.keys = b.keys[:last]
+	if last > 0 {
+		keyDown(b.keys, 0)
+	}
+	b.front = nil
+	if b.last == bk {
+		b.last = nil
+	}
+	b.recycle(bk)
+}
+
+// recycle drops an emptied bucket's events and keeps its capacity for a
+// new bucket.
+func (b *Buffer) recycle(bk *bucket) {
+	clear(bk.items) // their strings
+	bk.items, bk.entries, bk.head, bk.sorted = bk.items[:0], bk.entries[:0], 0, 0
+	if len(b.spare) < keepBuckets {
+		b.spare = append(b.spare, bk)
+	}
+}
+
+// sort puts bk's unreleased entries in release order: it sorts those added
+// since the last sort and merges them with the sorted ones (in scratch).
+func (bk *bucket) sort(scratch *[]entry) {
+	order := func(x, y entry) int { return bk.order(&x, &y) }
+	tail := bk.entries[bk.sorted:]
+	slices.SortFunc(tail, order)
+	if bk.sorted > bk.head && bk.order(&bk.entries[bk.sorted-1], &tail[0]) > 0 {
+		// Merge: the sorted part goes aside, and both are merged back in
+		// place (the write position never passes the tail's read position).
+		*scratch = append((*scratch)[:0], bk.entries[bk.head:bk.sorted]...)
+		a, w := *scratch, bk.head
+		for len(a) > 0 && len(tail) > 0 {
+			if order(tail[0], a[0]) < 0 {
+				bk.entries[w] = tail[0]
+				tail = tail[1:]
+			} else {
+				bk.entries[w] = a[0]
+				a = a[1:]
+			}
+			w++
+		}
+		copy(bk.entries[w:], a)
+		if cap(*scratch) > 1<<16 {
+			*scratch = nil // a backlog's bucket: do not keep its size
+		}
+	}
+	bk.sorted = len(bk.entries)
+}
+
+// eachInOrder calls fn for every event in memory in release order (sorting
+// the buckets), without removing them.
+func (b *Buffer) eachInOrder(fn func(it *Item)) {
+	keys := slices.Clone(b.keys)
+	slices.Sort(keys)
+	for _, k := range keys {
+		bk := b.buckets[k]
+		if bk.sorted < len(bk.entries) {
+			bk.sort(&b.scratch)
+		}
+		for i := bk.head; i < len(bk.entries); i++ {
+			fn(&bk.items[bk.entries[i].slot])
+		}
+	}
+}
+
+// each calls fn for every event in memory, in no particular order.
+func (b *Buffer) each(fn func(it *Item)) {
+	for _, bk := range b.buckets {
+		for i := bk.head; i < len(bk.entries); i++ {
+			fn(&bk.items[bk.entries[i].slot])
+		}
+	}
+}
+
+// dropEntries drops every event in memory, keeping some buckets' capacity.
+func (b *Buffer) dropEntries() {
+	for _, bk := range b.buckets {
+		b.recycle(bk)
+	}
+	clear(b.buckets)
+	b.keys, b.front, b.last, b.n = b.keys[:0], nil, nil, 0
+}
+
+func keyUp(h []int64, j int) {
+	for j > 0 {
+		i := (j - 1) / 2
+		if h[i] <= h[j] {
+			break
+		}
+		h[i], h[j] = h[j], h[i]
+		j = i
+	}
+}
+
+func keyDown(h []int64, i int) {
+	n := len(h)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			break
+		}
+		j := l
+		if r := l + 1; r < n && h[r] < h[l] {
+			j = r
+		}
+		if h[i] <= h[j] {
+			break
+		}
+		h[i], h[j] = h[j], h[i]
+		i = j
+	}
+}
