@@ -17,12 +17,13 @@ type rowMeta struct {
 }
 
 // tableBatch holds the rows of one table waiting for one INSERT, in Add
-// order; meta[i] belongs to convs[i] or charges[i], whichever the table uses.
+// order; meta[i] belongs to convs.at(i) or charges.at(i), whichever the
+// table uses.
 type tableBatch struct {
 	table   Table
 	meta    []rowMeta
-	convs   []ConversationRow
-	charges []ChargeRow
+	convs   rowList[ConversationRow]
+	charges rowList[ChargeRow]
 }
 
 func (b *tableBatch) len() int { return len(b.meta) }
@@ -30,9 +31,9 @@ func (b *tableBatch) len() int { return len(b.meta) }
 func (b *tableBatch) add(r *Row, m rowMeta) {
 	b.meta = append(b.meta, m)
 	if b.table == TableConversations {
-		b.convs = append(b.convs, r.Conversation)
+		*b.convs.grow() = r.Conversation
 	} else {
-		b.charges = append(b.charges, r.Charge)
+		*b.charges.grow() = r.Charge
 	}
 }
 
@@ -41,14 +42,55 @@ func (b *tableBatch) add(r *Row, m rowMeta) {
 func (b *tableBatch) takeFrom(o *tableBatch) {
 	if b.len() == 0 {
 		b.meta, o.meta = o.meta, b.meta[:0]
-		b.convs, o.convs = o.convs, b.convs[:0]
-		b.charges, o.charges = o.charges, b.charges[:0]
+		b.convs, o.convs = o.convs, b.convs
+		b.charges, o.charges = o.charges, b.charges
+		o.convs.truncate(0)
+		o.charges.truncate(0)
 		return
 	}
 	b.meta = append(b.meta, o.meta...)
-	b.convs = append(b.convs, o.convs...)
-	b.charges = append(b.charges, o.charges...)
+	for i := range o.convs.len() {
+		*b.convs.grow() = *o.convs.at(i)
+	}
+	for i := range o.charges.len() {
+		*b.charges.grow() = *o.charges.at(i)
+	}
 	o.reset()
+}
+
+// rowList is a list of rows in chunks of rowChunk: a batch of a backlog
+// grows to hundreds of thousands of rows of some 300 bytes, and a slice
+// copied them (and their pointers, under the write barrier) at every
+// doubling. Its chunks are kept for the next batch.
+type rowList[T any] struct {
+	chunks [][]T
+	n      int
+}
+
+const rowChunk = 1024
+
+func (l *rowList[T]) len() int { return l.n }
+
+func (l *rowList[T]) at(i int) *T { return &l.chunks[i/rowChunk][i%rowChunk] }
+
+// grow adds a zero row and returns it.
+func (l *rowList[T]) grow() *T {
+	if l.n/rowChunk == len(l.chunks) {
+		l.chunks = append(l.chunks, make([]T, rowChunk))
+	}
+	l.n++
+	return l.at(l.n - 1)
+}
+
+// truncate drops the rows from n on (their strings, for the collector).
+func (l *rowList[T]) truncate(n int) {
+	for i := n; i < l.n; {
+		c := l.chunks[i/rowChunk][i%rowChunk:]
+		c = c[:min(len(c), l.n-i)]
+		clear(c)
+		i += len(c)
+	}
+	l.n = n
 }
 
 // keep drops, in place, the rows for which keepRow is false, and returns
@@ -62,29 +104,25 @@ func (b *tableBatch) keep(keepRow func(m *rowMeta) bool) (dropped []rowMeta) {
 		}
 		b.meta[n] = b.meta[i]
 		if b.table == TableConversations {
-			b.convs[n] = b.convs[i]
+			*b.convs.at(n) = *b.convs.at(i)
 		} else {
-			b.charges[n] = b.charges[i]
+			*b.charges.at(n) = *b.charges.at(i)
 		}
 		n++
 	}
 	b.meta = b.meta[:n]
 	if b.table == TableConversations {
-		clear(b.convs[n:])
-		b.convs = b.convs[:n]
+		b.convs.truncate(n)
 	} else {
-		clear(b.charges[n:])
-		b.charges = b.charges[:n]
+		b.charges.truncate(n)
 	}
 	return dropped
 }
 
 func (b *tableBatch) reset() {
 	b.meta = b.meta[:0]
-	clear(b.convs) // drop the strings for the collector
-	b.convs = b.convs[:0]
-	clear(b.charges)
-	b.charges = b.charges[:0]
+	b.convs.truncate(0)
+	b.charges.truncate(0)
 }
 
 // Column lists of the INSERTs. Naming the columns is what lets clickhouse-go
@@ -177,61 +215,61 @@ func (c *columns) fill(batch driver.Batch, b *tableBatch, insertID uint64) error
 	}
 
 	if b.table == TableConversations {
-		r := b.convs
-		str(func(i int) string { return r[i].ConversationID })
-		str(func(i int) string { return r[i].WABAID })
-		str(func(i int) string { return r[i].PortfolioID })
-		str(func(i int) string { return r[i].PhoneNumberID })
-		str(func(i int) string { return r[i].CustomerWaID })
-		str(func(i int) string { return r[i].Market })
-		str(func(i int) string { return r[i].Category })
-		str(func(i int) string { return r[i].PricingModel })
-		str(func(i int) string { return r[i].RuleSet })
-		tm(func(i int) time.Time { return r[i].OpenedAt })
-		tm(func(i int) time.Time { return r[i].ExpiresAt })
-		str(func(i int) string { return r[i].OpeningMessageID })
-		str(func(i int) string { return r[i].MetaConversationID })
+		r := &b.convs
+		str(func(i int) string { return r.at(i).ConversationID })
+		str(func(i int) string { return r.at(i).WABAID })
+		str(func(i int) string { return r.at(i).PortfolioID })
+		str(func(i int) string { return r.at(i).PhoneNumberID })
+		str(func(i int) string { return r.at(i).CustomerWaID })
+		str(func(i int) string { return r.at(i).Market })
+		str(func(i int) string { return r.at(i).Category })
+		str(func(i int) string { return r.at(i).PricingModel })
+		str(func(i int) string { return r.at(i).RuleSet })
+		tm(func(i int) time.Time { return r.at(i).OpenedAt })
+		tm(func(i int) time.Time { return r.at(i).ExpiresAt })
+		str(func(i int) string { return r.at(i).OpeningMessageID })
+		str(func(i int) string { return r.at(i).MetaConversationID })
 		sinkColumns()
 		return err
 	}
 
-	r := b.charges
-	str(func(i int) string { return r[i].ChargeID })
-	str(func(i int) string { return r[i].WABAID })
-	str(func(i int) string { return r[i].PortfolioID })
-	str(func(i int) string { return r[i].PhoneNumberID })
-	str(func(i int) string { return r[i].CustomerWaID })
-	str(func(i int) string { return r[i].Market })
-	str(func(i int) string { return r[i].Category })
-	str(func(i int) string { return r[i].PricingModel })
-	str(func(i int) string { return r[i].PricingType })
-	str(func(i int) string { return r[i].BillingUnit })
-	str(func(i int) string { return r[i].ConversationID })
-	str(func(i int) string { return r[i].MessageID })
-	tm(func(i int) time.Time { return r[i].ChargedAt })
-	str(func(i int) string { return r[i].Currency })
+	r := &b.charges
+	str(func(i int) string { return r.at(i).ChargeID })
+	str(func(i int) string { return r.at(i).WABAID })
+	str(func(i int) string { return r.at(i).PortfolioID })
+	str(func(i int) string { return r.at(i).PhoneNumberID })
+	str(func(i int) string { return r.at(i).CustomerWaID })
+	str(func(i int) string { return r.at(i).Market })
+	str(func(i int) string { return r.at(i).Category })
+	str(func(i int) string { return r.at(i).PricingModel })
+	str(func(i int) string { return r.at(i).PricingType })
+	str(func(i int) string { return r.at(i).BillingUnit })
+	str(func(i int) string { return r.at(i).ConversationID })
+	str(func(i int) string { return r.at(i).MessageID })
+	tm(func(i int) time.Time { return r.at(i).ChargedAt })
+	str(func(i int) string { return r.at(i).Currency })
 	if err == nil {
 		c.amount = c.amount[:0]
-		for i := range r {
+		for i := range r.len() {
 			// decimal.New(micros, -6) is exact: no float on the way.
-			c.amount = append(c.amount, decimal.New(r[i].AmountMicro, -6))
+			c.amount = append(c.amount, decimal.New(r.at(i).AmountMicro, -6))
 		}
 		err = batch.Column(col).Append(c.amount)
 		col++
 	}
-	str(func(i int) string { return r[i].RateCard })
+	str(func(i int) string { return r.at(i).RateCard })
 	if err == nil {
 		c.u16 = c.u16[:0]
-		for i := range r {
-			c.u16 = append(c.u16, r[i].Tier)
+		for i := range r.len() {
+			c.u16 = append(c.u16, r.at(i).Tier)
 		}
 		err = batch.Column(col).Append(c.u16)
 		col++
 	}
-	str(func(i int) string { return r[i].RuleSet })
-	str(func(i int) string { return r[i].MetaConversationID })
-	str(func(i int) string { return r[i].MetaCategory })
-	str(func(i int) string { return r[i].MetaPricingModel })
+	str(func(i int) string { return r.at(i).RuleSet })
+	str(func(i int) string { return r.at(i).MetaConversationID })
+	str(func(i int) string { return r.at(i).MetaCategory })
+	str(func(i int) string { return r.at(i).MetaPricingModel })
 	sinkColumns()
 	return err
 }

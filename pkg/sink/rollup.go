@@ -146,11 +146,11 @@ func (p *pendingInsert) sumNew(b *tableBatch) {
 	for i := p.rolled; i < b.len(); i++ {
 		p.partitions[b.meta[i].partition] = struct{}{}
 		if b.table == TableConversations {
-			r := &b.convs[i]
+			r := b.convs.at(i)
 			p.conversations[conversationKey{r.WABAID, r.Category, r.Market, r.PricingModel, hourOf(r.OpenedAt)}]++
 			continue
 		}
-		r := &b.charges[i]
+		r := b.charges.at(i)
 		k := spendKey{r.WABAID, r.PortfolioID, r.Category, r.Market, r.PricingModel, r.PricingType, r.Currency, hourOf(r.ChargedAt)}
 		s := p.spend[k]
 		s.units++
