@@ -105,22 +105,32 @@ func appendString(dst []byte, s string) []byte {
 // unknown enumeration values, and values the columns cannot hold.
 // r's string fields may share one copy of b; b itself is not retained.
 func DecodeRow(b []byte, r *Row) error {
-	*r = Row{}
 	if len(b) < 2 {
+		*r = Row{}
 		return fmt.Errorf("decode row: header: %w", errTruncated)
 	}
-	if b[0] != formatV1 {
-		return fmt.Errorf("decode row: unknown format %d", b[0])
+	return DecodeRowString(string(b), r)
+}
+
+// DecodeRowString is DecodeRow of a string: r's string fields are
+// substrings of s (a consumer of packed records copies each record once).
+func DecodeRowString(s string, r *Row) error {
+	*r = Row{}
+	if len(s) < 2 {
+		return fmt.Errorf("decode row: header: %w", errTruncated)
 	}
-	t := Table(b[1])
-	d := decoder{s: string(b), off: 2}
+	if s[0] != formatV1 {
+		return fmt.Errorf("decode row: unknown format %d", s[0])
+	}
+	t := Table(s[1])
+	d := decoder{s: s, off: 2}
 	switch t {
 	case TableConversations:
 		d.conversation(&r.Conversation)
 	case TableCharges:
 		d.charge(&r.Charge)
 	default:
-		return fmt.Errorf("decode row: unknown row type %d", b[1])
+		return fmt.Errorf("decode row: unknown row type %d", s[1])
 	}
 	if d.err == nil && d.off != len(d.s) {
 		d.err = fmt.Errorf("%d trailing bytes", len(d.s)-d.off)

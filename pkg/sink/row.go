@@ -2,9 +2,10 @@
 // into ClickHouse, each row exactly once.
 //
 // Rows travel on the internal rows topic in a compact binary form
-// (AppendConversationRow, AppendChargeRow, DecodeRow), keyed by the row's
-// deterministic id (Row.Key), so that a row re-emitted upstream lands in the
-// same partition as its first copy. A Writer batches decoded rows into one
+// (AppendConversationRow, AppendChargeRow, DecodeRow), in the partition of
+// the row's deterministic id (Row.Key), so that a row re-emitted upstream
+// lands in the same partition as its first copy; many rows may share a
+// record (packed, see Writer.AddRecord). A Writer batches decoded rows into one
 // INSERT per table per Flush and skips what ClickHouse already holds: every
 // row stores the rows-topic partition and offset it came from, and on
 // partition assignment the Writer reads back the highest stored offset and
@@ -62,9 +63,10 @@ func (r *Row) ID() string {
 }
 
 // Key returns the row's id as its 16 raw bytes (nil if the id is not 32 hex
-// digits). Producers key the rows topic with it, which is billing.ID's bytes
-// (id[:] of Conversation.ID or Unit.ID), so that every copy of a row meets
-// in one partition and so in one Writer.
+// digits). Producers put a row in the rows partition of that key (as its
+// record's key, or packing it with the rows bound for that partition),
+// which is billing.ID's bytes (id[:] of Conversation.ID or Unit.ID), so that
+// every copy of a row meets in one partition and so in one Writer.
 func (r *Row) Key() []byte {
 	id, ok := parseID(r.ID())
 	if !ok {

@@ -367,35 +367,54 @@ func (w *Writer) Release(partition int32) error {
 // It returns ErrNotResumed for a partition not resumed, and an error for a
 // row that cannot be stored (bad id or table).
 func (w *Writer) Add(r *Row, partition int32, offset int64) error {
-	t := r.Table
-	if t != TableConversations && t != TableCharges {
-		return fmt.Errorf("add row at %d/%d: unknown table %d", partition, offset, t)
-	}
-	id, ok := parseID(r.ID())
-	if !ok {
-		return fmt.Errorf("add %s row at %d/%d: id %q is not 32 hex digits", t, partition, offset, r.ID())
-	}
-	if offset < 0 {
-		return fmt.Errorf("add %s row at %d/%d: negative offset", t, partition, offset)
-	}
+	var err error
+	rows := [1]Row{*r}
+	w.AddRecord(rows[:], partition, offset, func(_ int, e error) { err = e })
+	return err
+}
+
+// AddRecord is Add for all the rows of one rows-topic record (a packed
+// record holds many): they are batched together, so that they land in the
+// same insert of their table, which "offset at or below the highest stored
+// one" relies on (a Flush between two of them would store the first, and
+// the second would then be skipped as stored). reject is called, before
+// AddRecord returns, with the index and error of each row Add would have
+// refused; the others are batched.
+func (w *Writer) AddRecord(rows []Row, partition int32, offset int64, reject func(i int, err error)) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	st, ok := w.parts[partition]
-	if !ok {
-		return fmt.Errorf("add %s row at %d/%d: %w", t, partition, offset, ErrNotResumed)
+	st, resumed := w.parts[partition]
+	for i := range rows {
+		r := &rows[i]
+		t := r.Table
+		if t != TableConversations && t != TableCharges {
+			reject(i, fmt.Errorf("add row at %d/%d: unknown table %d", partition, offset, t))
+			continue
+		}
+		id, ok := parseID(r.ID())
+		switch {
+		case !ok:
+			reject(i, fmt.Errorf("add %s row at %d/%d: id %q is not 32 hex digits", t, partition, offset, r.ID()))
+			continue
+		case offset < 0:
+			reject(i, fmt.Errorf("add %s row at %d/%d: negative offset", t, partition, offset))
+			continue
+		case !resumed:
+			reject(i, fmt.Errorf("add %s row at %d/%d: %w", t, partition, offset, ErrNotResumed))
+			continue
+		}
+		st.added = max(st.added, offset)
+		switch {
+		case offset <= st.maxOffset[t]:
+			w.m.skipped.WithLabelValues(t.String(), reasonOffset).Inc()
+		case st.ids.has(id):
+			w.m.skipped.WithLabelValues(t.String(), reasonID).Inc()
+		default:
+			st.ids.add(id)
+			st.pending++
+			w.buf[t].add(r, rowMeta{id: id, partition: partition, offset: offset})
+		}
 	}
-	st.added = max(st.added, offset)
-	switch {
-	case offset <= st.maxOffset[t]:
-		w.m.skipped.WithLabelValues(t.String(), reasonOffset).Inc()
-	case st.ids.has(id):
-		w.m.skipped.WithLabelValues(t.String(), reasonID).Inc()
-	default:
-		st.ids.add(id)
-		st.pending++
-		w.buf[t].add(r, rowMeta{id: id, partition: partition, offset: offset})
-	}
-	return nil
 }
 
 // Pending returns how many rows wait for Flush.

@@ -434,3 +434,53 @@ func TestWriterRefusesWhileRollupViewsExist(t *testing.T) {
 		t.Fatalf("Resume once the view is gone: %v", err)
 	}
 }
+
+// The rows of one packed record share its offset. Added one by one, a Flush
+// between two of them stores the first, and the second is then skipped as
+// stored ("offset at or below the highest stored one"); AddRecord batches
+// them together, so they land in one insert. Rows AddRecord refuses (a bad
+// id) are rejected one by one, and the others stored.
+func TestRowsOfOneRecordLandTogether(t *testing.T) {
+	e := newEnv(t)
+	w := newWriter(t, e.conn, Config{})
+	resume(t, w, 0)
+
+	// One by one, with a Flush in between: the second row is lost. This is
+	// what AddRecord prevents; the assertion guards the reason for it.
+	add(t, w, ptr(chargeRecord(t, 0)), 0, 0)
+	flush(t, w)
+	add(t, w, ptr(chargeRecord(t, 1)), 0, 0)
+	flush(t, w)
+	if n := count(t, e.conn, "SELECT count() FROM charges"); n != 1 {
+		t.Fatalf("%d charges stored from rows added one by one around a flush, want 1 (the premise changed?)", n)
+	}
+
+	// A packed record at offset 1: four rows, one with a bad id.
+	rows := []Row{chargeRecord(t, 2), chargeRecord(t, 3), chargeRecord(t, 4), conversationRecord(t, 5)}
+	rows[2].Charge.ChargeID = "not-an-id"
+	var rejected []int
+	w.AddRecord(rows, 0, 1, func(i int, err error) {
+		if err == nil {
+			t.Errorf("row %d rejected without an error", i)
+		}
+		rejected = append(rejected, i)
+	})
+	if len(rejected) != 1 || rejected[0] != 2 {
+		t.Fatalf("rejected rows %v, want [2]", rejected)
+	}
+	flush(t, w)
+	if n := count(t, e.conn, "SELECT count() FROM charges WHERE sink_offset = 1"); n != 2 {
+		t.Errorf("%d charges stored at offset 1, want 2", n)
+	}
+	if n := count(t, e.conn, "SELECT count() FROM conversations WHERE sink_offset = 1"); n != 1 {
+		t.Errorf("%d conversations stored at offset 1, want 1", n)
+	}
+	// Delivered again (a restart before the commit): all skipped.
+	w.AddRecord(rows, 0, 1, func(int, error) {})
+	flush(t, w)
+	if n := count(t, e.conn, "SELECT count() FROM charges"); n != 3 {
+		t.Errorf("%d charges after the record came again, want 3", n)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

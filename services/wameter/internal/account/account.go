@@ -25,7 +25,6 @@ import (
 	"github.com/wameter/wameter/pkg/sink"
 	"github.com/wameter/wameter/pkg/stream"
 	"github.com/wameter/wameter/services/wameter/internal/changelog"
-	"github.com/wameter/wameter/services/wameter/internal/slab"
 	"github.com/wameter/wameter/services/wameter/internal/stage"
 	"github.com/wameter/wameter/services/wameter/internal/wire"
 )
@@ -38,6 +37,9 @@ type Config struct {
 	// Sources is the number of window partitions (the events topic's
 	// partition count): the merge waits for the watermark of each.
 	Sources int
+	// RowsPartitions is the partition count of RowsTopic: charge rows are
+	// packed per partition (wire.Packer).
+	RowsPartitions int
 }
 
 // Validate reports every problem at once.
@@ -48,6 +50,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Sources <= 0 {
 		errs = append(errs, errors.New("account: sources must be positive"))
+	}
+	if c.RowsPartitions <= 0 {
+		errs = append(errs, errors.New("account: rows partitions must be positive"))
 	}
 	return errors.Join(errs...)
 }
@@ -109,9 +114,9 @@ type part struct {
 	replayUntil int64
 	next        int64
 	noRateSeen  uint64
-	rows        []kafka.Message
+	rows        *wire.Packer // charge rows, packed per rows partition
+	rowBuf      []byte
 	letters     []stream.Letter
-	bytes       slab.Slab // keys and values of the charge rows
 	// charged counts priced units by pricing type until the end of the
 	// batch: a labelled counter's lookup per unit costs more than pricing.
 	charged [256]int
@@ -126,7 +131,8 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 		return 0, err
 	}
 	pt := &part{id: p, label: strconv.Itoa(p), logger: s.logger.With(zap.Int("partition", p)), ledger: led,
-		wm: make([]int64, s.cfg.Sources), lastSeq: make([]uint64, s.cfg.Sources), released: math.MinInt64}
+		wm: make([]int64, s.cfg.Sources), lastSeq: make([]uint64, s.cfg.Sources), released: math.MinInt64,
+		rows: wire.NewPacker(s.cfg.RowsTopic, s.cfg.RowsPartitions)}
 	for i := range pt.wm {
 		pt.wm[i] = math.MinInt64
 	}
@@ -206,10 +212,11 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 // price prices one unit and queues its charge row.
 func (s *Stage) price(pt *part, u *billing.Unit) {
 	pt.ledger.Price(u)
+	// Keyed by the row's id: packed for the rows partition a record with
+	// that key would get, where its copies meet.
 	id := u.ID()
-	key := pt.bytes.End(append(pt.bytes.Begin(len(id)), id[:]...))
-	value := pt.bytes.End(sink.AppendChargeRow(pt.bytes.Begin(256), u, s.Accounts.Get(u.WABA).Portfolio))
-	pt.rows = append(pt.rows, kafka.Message{Topic: s.cfg.RowsTopic, Key: key, Value: value})
+	pt.rowBuf = sink.AppendChargeRow(pt.rowBuf[:0], u, s.Accounts.Get(u.WABA).Portfolio)
+	pt.rows.Add(id[:], pt.rowBuf)
 	pt.charged[u.PricingType]++
 	if d := pt.ledger.Stats.NoRate - pt.noRateSeen; d > 0 {
 		s.m.noRate.Add(float64(d))
@@ -277,11 +284,10 @@ func (s *Stage) flush(ctx context.Context, pt *part) (int64, error) {
 		}
 		pt.letters = pt.letters[:0]
 	}
-	if len(pt.rows) > 0 {
-		if err := s.Producer.WriteMessages(ctx, pt.rows...); err != nil {
+	if rows := pt.rows.Take(); len(rows) > 0 {
+		if err := s.Producer.WriteMessages(ctx, rows...); err != nil {
 			return -1, fmt.Errorf("account partition %d: write charges: %w", pt.id, err)
 		}
-		pt.rows = pt.rows[:0]
 	}
 	replayFrom := pt.next
 	if offset, ok := pt.waiting.minOffset(); ok {

@@ -94,7 +94,7 @@ func TestPackedUnitsPriceAsSingleUnits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s, err := New(Config{UnitsTopic: "units", RowsTopic: rowsTopic, StateTopic: stateTopic, Sources: 2},
+		s, err := New(Config{UnitsTopic: "units", RowsTopic: rowsTopic, StateTopic: stateTopic, Sources: 2, RowsPartitions: 1},
 			stage.Deps{Kafka: k.Config, Catalog: cat, Accounts: accounts.Empty(), Producer: k.Producer, DLQ: k.DLQ, Logger: zap.NewNop(), Registry: k.Registry})
 		if err != nil {
 			t.Fatal(err)
@@ -110,8 +110,8 @@ func TestPackedUnitsPriceAsSingleUnits(t *testing.T) {
 		if _, err := s.Revoked(ctx, "units", 0); err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range testenv.ReadPartition(t, broker, rowsTopic, 0) {
-			rows = append(rows, string(m.Key)+"="+string(m.Value))
+		for _, row := range stagetest.Parts(t, broker, rowsTopic, 0) {
+			rows = append(rows, string(row))
 		}
 		for _, m := range testenv.ReadPartition(t, broker, dlqTopic, 0) {
 			h := map[string]string{}

@@ -189,7 +189,7 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 				EventsTopic: cfg.Topics.Events}
 			h, err = window.New(window.Config{EventsTopic: cfg.Topics.Events, UnitsTopic: cfg.Topics.Units,
 				RowsTopic: cfg.Topics.Rows, StateTopic: cfg.Topics.WindowState, UnitsPartitions: topics[cfg.Topics.Units],
-				Lateness: cfg.Lateness, IdleFlush: cfg.IdleFlush, MessageMemory: cfg.MessageMemory,
+				RowsPartitions: topics[cfg.Topics.Rows], Lateness: cfg.Lateness, IdleFlush: cfg.IdleFlush, MessageMemory: cfg.MessageMemory,
 				BufferBytes: cfg.BufferShare(), SpillDir: cfg.SpillPath(), Upstream: upstream,
 				HotKeys: cfg.StateHotKeys, Sources: upstream.Topics},
 				stage.Deps{Kafka: cfg.Kafka, Catalog: cat, Accounts: book, Producer: producer, DLQ: dlq, Logger: logger, Registry: reg})
@@ -200,7 +200,7 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 			// of 400 per partition stays under 2 MiB.
 			cc.BatchSize, cc.QueueCapacity = 200, 200
 			h, err = account.New(account.Config{UnitsTopic: cfg.Topics.Units, RowsTopic: cfg.Topics.Rows,
-				StateTopic: cfg.Topics.AccountState, Sources: topics[cfg.Topics.Events]},
+				StateTopic: cfg.Topics.AccountState, Sources: topics[cfg.Topics.Events], RowsPartitions: topics[cfg.Topics.Rows]},
 				stage.Deps{Kafka: cfg.Kafka, Catalog: cat, Accounts: book, Producer: producer, DLQ: dlq, Logger: logger, Registry: reg})
 		case "sink":
 			in = []string{cfg.Topics.Rows}
@@ -209,8 +209,13 @@ func Run(ctx context.Context, cfg Config, roles []string, migrate Migrator, logg
 			// trickle about once per flush interval), not per batch, and
 			// what is left once the rows stop coming at the next Tick:
 			// a quarter of a second, not the flush interval, after the
-			// last rows of a burst (the tail of a stream).
-			cc.BatchSize = 10000
+			// last rows of a burst (the tail of a stream). The window and
+			// account pack about wire.PackTarget bytes of rows (~150) per
+			// record: 500 records are some 13,000 rows, and a queue of
+			// 1,000 per partition stays under 4 MiB. (Records of one row,
+			// from a stage before packing, come 500 to a batch: slower,
+			// not wrong.)
+			cc.BatchSize, cc.QueueCapacity = 500, 500
 			cc.IdleInterval = min(idle, 250*time.Millisecond)
 			if cfg.Migrate && migrate != nil {
 				if err := migrate(ctx, cfg.ClickHouse, logger); err != nil {

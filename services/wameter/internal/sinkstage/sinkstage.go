@@ -16,6 +16,7 @@ import (
 
 	"github.com/wameter/wameter/pkg/sink"
 	"github.com/wameter/wameter/pkg/stream"
+	"github.com/wameter/wameter/services/wameter/internal/wire"
 )
 
 // Stage implements stream.Handler for the rows topic.
@@ -76,16 +77,41 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 // stored: rows batched but not yet stored are not committed.
 func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.Message) (int64, error) {
 	var letters []stream.Letter
-	var row sink.Row
+	var parts, rowParts []string
+	var rows []sink.Row
 	for i := range batch {
 		m := &batch[i]
-		if err := sink.DecodeRow(m.Value, &row); err != nil {
-			letters = append(letters, stream.Letter{Source: *m, Reason: "bad_row", Err: err})
-			continue
+		packed := wire.IsPacked(m.Value)
+		// One copy of the record: the rows' strings are substrings of it.
+		value := string(m.Value)
+		parts = append(parts[:0], value)
+		if packed {
+			var err error
+			if parts, err = wire.SplitPackedString(value, parts[:0]); err != nil {
+				letters = append(letters, stream.Letter{Source: *m, Reason: "bad_row", Err: err})
+				continue
+			}
 		}
-		if err := s.writer.Add(&row, int32(p), m.Offset); err != nil {
-			letters = append(letters, stream.Letter{Source: *m, Reason: "bad_row", Err: err})
+		// A bad row of a packed record is dead-lettered alone: its own
+		// bytes, the record's coordinates.
+		bad := func(part string, err error) {
+			source := *m
+			if packed {
+				source.Key, source.Value = nil, []byte(part)
+			}
+			letters = append(letters, stream.Letter{Source: source, Reason: "bad_row", Err: err})
 		}
+		rows, rowParts = rows[:0], rowParts[:0]
+		for _, part := range parts {
+			rows = append(rows, sink.Row{})
+			if err := sink.DecodeRowString(part, &rows[len(rows)-1]); err != nil {
+				rows = rows[:len(rows)-1]
+				bad(part, err)
+				continue
+			}
+			rowParts = append(rowParts, part)
+		}
+		s.writer.AddRecord(rows, int32(p), m.Offset, func(i int, err error) { bad(rowParts[i], err) })
 	}
 	if len(letters) > 0 {
 		if err := s.dlq.Send(ctx, letters...); err != nil {

@@ -39,7 +39,7 @@ func TestPackedRecordsAreTheirEvents(t *testing.T) {
 	run := func(msgs []kafka.Message, batchSize int) (ss *spillStage, rows, units []string, late, bad float64) {
 		ss = newSpillStage(t, broker, 0, "")
 		ss.replay(t, msgs, batchSize)
-		return ss, ss.read(t, ss.rows), ss.unitRecords(t),
+		return ss, ss.rowRecords(t), ss.unitRecords(t),
 			counter(t, ss.m.events.WithLabelValues("late")), counter(t, ss.m.events.WithLabelValues("bad"))
 	}
 	_, wantRows, wantUnits, wantLate, _ := run(single, 500)

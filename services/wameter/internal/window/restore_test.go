@@ -102,7 +102,7 @@ func fillChangelog(t testing.TB, n int) *Stage {
 	write([]byte{'m'}, c.marshal(), true)
 
 	return newTestStage(t, kcfg, p, reg, Config{EventsTopic: "events", UnitsTopic: "units", RowsTopic: "rows",
-		StateTopic: topic, UnitsPartitions: 1, IdleFlush: time.Second})
+		StateTopic: topic, UnitsPartitions: 1, RowsPartitions: 1, IdleFlush: time.Second})
 }
 
 // newTestStage returns a window stage with cfg writing through p, with the

@@ -98,7 +98,7 @@ func TestSourceMarksFollowTheSlowestSource(t *testing.T) {
 	if _, err := ref.Revoked(ctx, "events", 0); err != nil {
 		t.Fatal(err)
 	}
-	wantRows, wantUnits := ref.read(t, ref.rows), ref.unitRecords(t)
+	wantRows, wantUnits := ref.rowRecords(t), ref.unitRecords(t)
 	if len(wantUnits) < 300 || counter(t, ref.m.events.WithLabelValues("late")) != 0 {
 		t.Fatalf("reference: %d units: not a reference", len(wantUnits))
 	}
@@ -157,7 +157,7 @@ func TestSourceMarksFollowTheSlowestSource(t *testing.T) {
 		if _, err := s.Revoked(ctx, "events", 0); err != nil {
 			t.Fatal(err)
 		}
-		return ss.read(t, ss.rows), ss.unitRecords(t), late, wm
+		return ss.rowRecords(t), ss.unitRecords(t), late, wm
 	}
 
 	for _, packed := range []bool{false, true} {

@@ -34,18 +34,19 @@ func newSpillStage(t *testing.T, broker string, bufferBytes int64, spillDir stri
 	k := stagetest.New(t, broker, "window", prefix+"-state-dlq", map[string]int{rows: 1, units: 1, prefix + "-state": 1})
 	ss := &spillStage{kcfg: k.Config, rows: rows, units: units}
 	s := newTestStage(t, k.Config, k.Producer, k.Registry, Config{EventsTopic: "events", UnitsTopic: ss.units, RowsTopic: ss.rows,
-		StateTopic: prefix + "-state", UnitsPartitions: 1, Lateness: 48 * time.Hour, IdleFlush: time.Second,
+		StateTopic: prefix + "-state", UnitsPartitions: 1, RowsPartitions: 1, Lateness: 48 * time.Hour, IdleFlush: time.Second,
 		MessageMemory: 168 * time.Hour, BufferBytes: bufferBytes, SpillDir: spillDir})
 	ss.Stage = s
 	return ss
 }
 
-// read returns every record value of topic, as strings, in offset order.
-func (ss *spillStage) read(t *testing.T, topic string) []string {
+// rowRecords returns the encoding of every row written, in order (each
+// holds its id, the key it was packed by).
+func (ss *spillStage) rowRecords(t *testing.T) []string {
 	t.Helper()
 	var out []string
-	for _, m := range testenv.ReadPartition(t, ss.kcfg.Brokers[0], topic, 0) {
-		out = append(out, string(m.Key)+"="+string(m.Value))
+	for _, p := range stagetest.Parts(t, ss.kcfg.Brokers[0], ss.rows, 0) {
+		out = append(out, string(p))
 	}
 	return out
 }
@@ -107,7 +108,7 @@ func TestWindowSpillEmitsWhatAnUnboundedBufferEmits(t *testing.T) {
 		if _, err := ss.Revoked(ctx, "events", 0); err != nil {
 			t.Fatal(err)
 		}
-		return ss.read(t, ss.rows), ss.unitRecords(t), spilled
+		return ss.rowRecords(t), ss.unitRecords(t), spilled
 	}
 	wantRows, wantUnits, _ := run(0)
 	gotRows, gotUnits, spilled := run(64 << 10)

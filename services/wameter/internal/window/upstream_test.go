@@ -13,6 +13,7 @@ import (
 	"github.com/wameter/wameter/pkg/billing"
 	"github.com/wameter/wameter/pkg/testenv"
 	"github.com/wameter/wameter/pkg/webhook"
+	"github.com/wameter/wameter/services/wameter/internal/stage/stagetest"
 	"github.com/wameter/wameter/services/wameter/internal/wire"
 )
 
@@ -44,22 +45,13 @@ func counter(t *testing.T, c prometheus.Counter) float64 {
 func (ss *spillStage) unitRecords(t *testing.T) []string {
 	t.Helper()
 	var out []string
-	for _, m := range testenv.ReadPartition(t, ss.kcfg.Brokers[0], ss.units, 0) {
-		parts := [][]byte{m.Value}
-		if wire.IsPacked(m.Value) {
-			var err error
-			if parts, err = wire.SplitPacked(m.Value, nil); err != nil {
-				t.Fatal(err)
-			}
+	for _, part := range stagetest.Parts(t, ss.kcfg.Brokers[0], ss.units, 0) {
+		var r wire.Record
+		if err := wire.Read(part, &r); err != nil {
+			t.Fatal(err)
 		}
-		for _, part := range parts {
-			var r wire.Record
-			if err := wire.Read(part, &r); err != nil {
-				t.Fatal(err)
-			}
-			if !r.IsWatermark {
-				out = append(out, string(part))
-			}
+		if !r.IsWatermark {
+			out = append(out, string(part))
 		}
 	}
 	return out
@@ -138,7 +130,7 @@ func TestIdleFlushWaitsForUpstream(t *testing.T) {
 		if _, err := ss.Revoked(ctx, "events", 0); err != nil {
 			t.Fatal(err)
 		}
-		return ss.read(t, ss.rows), ss.unitRecords(t), counter(t, ss.m.events.WithLabelValues("late"))
+		return ss.rowRecords(t), ss.unitRecords(t), counter(t, ss.m.events.WithLabelValues("late"))
 	}
 	wantRows, wantUnits, wantLate := run(nil, false)
 	if len(wantUnits) < 100 || wantLate != 0 {
@@ -175,7 +167,7 @@ func TestLateDoesNotDependOnBatches(t *testing.T) {
 	run := func(batchSize int) (rows, units []string, late float64) {
 		ss := newSpillStage(t, broker, 0, "")
 		ss.replay(t, msgs, batchSize)
-		return ss.read(t, ss.rows), ss.unitRecords(t), counter(t, ss.m.events.WithLabelValues("late"))
+		return ss.rowRecords(t), ss.unitRecords(t), counter(t, ss.m.events.WithLabelValues("late"))
 	}
 	wantRows, wantUnits, wantLate := run(1)
 	if wantLate == 0 || len(wantUnits) < 100 {

@@ -46,6 +46,9 @@ type Config struct {
 	// UnitsPartitions is the partition count of UnitsTopic: every one gets
 	// the watermark control records.
 	UnitsPartitions int
+	// RowsPartitions is the partition count of RowsTopic: conversation rows
+	// are packed per partition (wire.Packer).
+	RowsPartitions int
 	// Lateness is how long to wait for out-of-order events (event time).
 	Lateness time.Duration
 	// IdleFlush: a partition with no new events for this long (wall
@@ -104,6 +107,9 @@ func (c *Config) Validate() error {
 	}
 	if c.UnitsPartitions <= 0 {
 		errs = append(errs, errors.New("window: units partitions must be positive"))
+	}
+	if c.RowsPartitions <= 0 {
+		errs = append(errs, errors.New("window: rows partitions must be positive"))
 	}
 	if c.Lateness < 0 {
 		errs = append(errs, errors.New("window: lateness must not be negative"))
@@ -242,7 +248,9 @@ type part struct {
 	nUnits  int          // units in it
 	unitKey []byte
 	unitBuf []byte
-	rows    []kafka.Message
+	rows    *wire.Packer // conversation rows, packed per rows partition
+	nRows   int          // rows in it
+	rowBuf  []byte
 	letters []stream.Letter
 }
 
@@ -263,6 +271,7 @@ func (s *Stage) Assigned(ctx context.Context, topic string, p int, committed int
 	}
 	pt := &part{id: p, label: strconv.Itoa(p), logger: s.logger.With(zap.Int("partition", p)),
 		buf: buf, eng: eng, units: wire.NewPacker(s.cfg.UnitsTopic, s.cfg.UnitsPartitions),
+		rows:   wire.NewPacker(s.cfg.RowsTopic, s.cfg.RowsPartitions),
 		states: keystate.New(keystate.Config{MaxHot: s.cfg.HotKeys}), dirty: make(map[billing.Key]struct{}),
 		lastInput: s.now()}
 	s.initSources(pt)
@@ -535,7 +544,8 @@ func (s *Stage) bufferFailed(pt *part) error {
 		return nil
 	}
 	pt.units.Take()
-	pt.nUnits, pt.rows, pt.letters = 0, pt.rows[:0], pt.letters[:0]
+	pt.rows.Take()
+	pt.nUnits, pt.nRows, pt.letters = 0, 0, pt.letters[:0]
 	pt.logger.Error("reorder buffer failed: the partition stops and is replayed from its last checkpoint", zap.Error(err))
 	return fmt.Errorf("window partition %d: reorder buffer: %w", pt.id, err)
 }
@@ -663,10 +673,12 @@ func (s *Stage) release(pt *part, upTo int64) {
 		pt.dirty[k] = struct{}{}
 		for i := range pt.out.Conversations {
 			c := &pt.out.Conversations[i]
+			// Keyed by the row's id: packed for the rows partition a
+			// record with that key would get, where its copies meet.
 			id := c.ID()
-			key := pt.bytes.End(append(pt.bytes.Begin(len(id)), id[:]...))
-			value := pt.bytes.End(sink.AppendConversationRow(pt.bytes.Begin(rowSizeHint), c, s.Accounts.Get(c.WABA).Portfolio))
-			pt.rows = append(pt.rows, kafka.Message{Topic: s.cfg.RowsTopic, Key: key, Value: value})
+			pt.rowBuf = sink.AppendConversationRow(pt.rowBuf[:0], c, s.Accounts.Get(c.WABA).Portfolio)
+			pt.rows.Add(id[:], pt.rowBuf)
+			pt.nRows++
 		}
 		for i := range pt.out.Units {
 			u := &pt.out.Units[i]
@@ -701,10 +713,6 @@ func (s *Stage) release(pt *part, upTo int64) {
 	}
 }
 
-// rowSizeHint is room for a typical encoded row or unit; a longer one is
-// still encoded whole (slab.Slab.End).
-const rowSizeHint = 256
-
 // apply runs the engine on one event, turning a panic into an error.
 func apply(eng *billing.Engine, st *billing.State, ev *billing.Event, out *billing.Output) (err error) {
 	defer func() {
@@ -736,13 +744,13 @@ func (s *Stage) flush(ctx context.Context, pt *part, force bool) (int64, error) 
 		pt.letters = pt.letters[:0]
 	}
 	// Units and rows first: a watermark must never overtake a unit it covers.
-	if out := append(pt.rows, pt.units.Take()...); len(out) > 0 {
+	if out := append(pt.rows.Take(), pt.units.Take()...); len(out) > 0 {
 		if err := s.Producer.WriteMessages(ctx, out...); err != nil {
 			return -1, fmt.Errorf("window partition %d: write units: %w", pt.id, err)
 		}
 		s.m.units.Add(float64(pt.nUnits))
-		s.m.conversations.Add(float64(len(pt.rows)))
-		pt.rows, pt.nUnits = pt.rows[:0], 0
+		s.m.conversations.Add(float64(pt.nRows))
+		pt.nRows, pt.nUnits = 0, 0
 	}
 	wm := pt.buf.Released()
 	if pt.idle && pt.buf.Len() == 0 {

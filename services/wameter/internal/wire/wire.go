@@ -248,17 +248,19 @@ func ReadSourceMark(b []byte, m *SourceMark) error {
 }
 
 // Packed records: normalize writes the events of one batch bound for one
-// events partition, and the window the units of one flush bound for one
-// units partition, in records of up to a few KiB each, not one record per
-// event or unit. A record costs the producer, the broker and the consumer
+// events partition, the window the units of one flush bound for one units
+// partition, and the window and account stages the rows of one flush bound
+// for one rows partition, in records of up to a few KiB each, not one
+// record per event, unit or row. A record costs the producer, the broker and the consumer
 // about as much as its bytes (varints, headers, a message per record, a
 // channel send in the consumer): for events of ~60 bytes, per-record costs
 // were most of the events topic's share of the pipeline's CPU.
 //
 // A packed record is packedFormat, then for each packed record its length
-// (uvarint) and its encoding (webhook.AppendEvent, AppendUnit). No event or
-// units-topic encoding starts with packedFormat, so the consumers read
-// packed records and single records (an older writer) alike.
+// (uvarint) and its encoding (webhook.AppendEvent, AppendUnit,
+// sink.AppendChargeRow...). No event, units-topic or rows-topic encoding
+// starts with packedFormat, so the consumers read packed records and single
+// records (an older writer) alike.
 const packedFormat = 0xF6
 
 // PackTarget is the size a packed record is closed at: large enough that
@@ -266,7 +268,7 @@ const packedFormat = 0xF6
 // consumer's queue of records stays small.
 const PackTarget = 4 << 10
 
-// IsPacked reports whether an events topic value is a packed record.
+// IsPacked reports whether a topic value is a packed record.
 func IsPacked(b []byte) bool { return len(b) > 0 && b[0] == packedFormat }
 
 // BeginPacked starts a packed record in dst.
@@ -284,22 +286,55 @@ func AppendPacked(dst, event []byte) []byte {
 // error and appends nothing: it is refused whole. The parts themselves are
 // not decoded.
 func SplitPacked(b []byte, dst [][]byte) ([][]byte, error) {
-	if !IsPacked(b) {
+	n := len(dst)
+	dst, err := splitPacked(b, dst)
+	for i := n; i < len(dst); i++ {
+		dst[i] = dst[i][:len(dst[i]):len(dst[i])] // an append to a part must not overwrite the next
+	}
+	return dst, err
+}
+
+// SplitPackedString is SplitPacked of a string: the parts are substrings of
+// s (a consumer that decodes strings from them copies the record once).
+func SplitPackedString(s string, dst []string) ([]string, error) {
+	return splitPacked(s, dst)
+}
+
+func splitPacked[T ~string | ~[]byte](b T, dst []T) ([]T, error) {
+	if len(b) == 0 || b[0] != packedFormat {
 		return dst, errors.New("not a packed record")
 	}
 	n := len(dst)
 	for rest := b[1:]; len(rest) > 0; {
-		l, w := binary.Uvarint(rest)
+		l, w := uvarint(rest)
 		if w <= 0 || l == 0 || l > uint64(len(rest)-w) {
 			return dst[:n], fmt.Errorf("packed record: bad length at byte %d of %d", len(b)-len(rest), len(b))
 		}
-		dst = append(dst, rest[w:w+int(l):w+int(l)])
+		dst = append(dst, rest[w:w+int(l)])
 		rest = rest[w+int(l):]
 	}
 	if len(dst) == n {
-		return dst, errors.New("packed record: no events")
+		return dst, errors.New("packed record: no parts")
 	}
 	return dst, nil
+}
+
+// uvarint is binary.Uvarint of a string or byte slice.
+func uvarint[T ~string | ~[]byte](b T) (uint64, int) {
+	var x uint64
+	var s uint
+	for i := 0; i < len(b) && i < binary.MaxVarintLen64; i++ {
+		c := b[i]
+		if c < 0x80 {
+			if i == binary.MaxVarintLen64-1 && c > 1 {
+				return 0, -(i + 1) // overflow
+			}
+			return x | uint64(c)<<s, i + 1
+		}
+		x |= uint64(c&0x7f) << s
+		s += 7
+	}
+	return 0, 0
 }
 
 // Packer packs encoded records for the partitions of one topic, each into

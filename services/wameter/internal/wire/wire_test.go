@@ -123,6 +123,15 @@ func FuzzSplitPacked(f *testing.F) {
 	f.Add(AppendPacked(BeginPacked(nil), webhook.AppendEvent(nil, &ev)))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		parts, err := SplitPacked(b, nil)
+		strs, serr := SplitPackedString(string(b), nil)
+		if (err == nil) != (serr == nil) || len(strs) != len(parts) {
+			t.Fatalf("the string split differs: %d parts (%v), the bytes' %d (%v)", len(strs), serr, len(parts), err)
+		}
+		for i := range parts {
+			if strs[i] != string(parts[i]) || cap(parts[i]) != len(parts[i]) {
+				t.Fatalf("part %d: string %q, bytes %q (cap %d)", i, strs[i], parts[i], cap(parts[i]))
+			}
+		}
 		if err != nil {
 			return
 		}

@@ -11,6 +11,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wameter/wameter/pkg/stream"
+	"github.com/wameter/wameter/pkg/testenv"
+	"github.com/wameter/wameter/services/wameter/internal/wire"
 )
 
 // Kafka is a stage's Kafka side in a test.
@@ -45,4 +47,23 @@ func New(t testing.TB, broker, stage, dlq string, topics map[string]int) *Kafka 
 		t.Fatal(err)
 	}
 	return k
+}
+
+// Parts returns the encoding of every record of a topic partition on
+// broker, a packed record's parts one by one (wire.SplitPacked), in offset
+// order.
+func Parts(t testing.TB, broker, topic string, partition int) [][]byte {
+	t.Helper()
+	var out [][]byte
+	for _, m := range testenv.ReadPartition(t, broker, topic, partition) {
+		parts := [][]byte{m.Value}
+		if wire.IsPacked(m.Value) {
+			var err error
+			if parts, err = wire.SplitPacked(m.Value, nil); err != nil {
+				t.Fatalf("%s/%d offset %d: %v", topic, partition, m.Offset, err)
+			}
+		}
+		out = append(out, parts...)
+	}
+	return out
 }
