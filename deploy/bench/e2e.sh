@@ -41,6 +41,8 @@
 #   BENCH_SETTLE         seconds the row count must stay unchanged (default 15)
 #   BENCH_TIMEOUT        seconds the pipeline run may take (default 1800)
 #   BENCH_PROFILE        1: CPU profiles of the pipeline run (default 1)
+#   BENCH_FLOOR_RUNS     floor runs, the median is the floor (default 3; 0:
+#                        no floor and no ratio, to compare pipeline runs)
 #   BENCH_LATENESS       WAMETER_LATENESS of the pipeline run (default: the
 #                        pipeline's default, 10m)
 #   BENCH_IDLE_FLUSH     WAMETER_IDLE_FLUSH of the pipeline run, seconds
@@ -59,6 +61,7 @@ seed=${BENCH_SEED:-1}
 settle=${BENCH_SETTLE:-15}
 timeout_s=${BENCH_TIMEOUT:-1800}
 profile=${BENCH_PROFILE:-1}
+floor_count=${BENCH_FLOOR_RUNS:-3}
 
 # The stack's settings come only from BENCH_*: a developer's KAFKA_BROKERS or
 # WAMETER_STATE_DIR (their `make up` stack) must not be picked up.
@@ -299,13 +302,16 @@ floor_once() {
 	((n == records)) || die "floor: $n rows in $table, want $records"
 	elapsed "$start" "$end"
 }
-# The floor is short: the median of three runs.
+# The floor is short: the median of BENCH_FLOOR_RUNS runs.
 floor_runs=()
-for i in 1 2 3; do
+for ((i = 1; i <= floor_count; i++)); do
 	bench_log "floor run $i: kcat | clickhouse-client INSERT of the same records"
 	floor_runs+=("$(floor_once "$i")")
 done
-floor_s=$(printf '%s\n' "${floor_runs[@]}" | sort -n | sed -n 2p)
+floor_s=0
+if ((floor_count > 0)); then
+	floor_s=$(printf '%s\n' "${floor_runs[@]}" | sort -n | sed -n "$(((floor_count + 1) / 2))p")
+fi
 
 # --- 5. summary ----------------------------------------------------------------
 
@@ -328,8 +334,8 @@ floor_rps=$(per_second "$records" "$floor_s")
 		"pipeline events/s less the ${idle_flush}s idle-flush wait" "$(per_second "$events" "$(awk -v w="$wall_s" -v i="$idle_flush" 'BEGIN { print w - i }')")" \
 		"floor wall (kcat | clickhouse-client)" "${floor_s}s (median of ${floor_runs[*]})" \
 		"floor records/s" "$floor_rps" \
-		"RATIO pipeline/floor (records/s)" "$(awk -v a="$pipeline_rps" -v b="$floor_rps" 'BEGIN { printf "%.3f (floor %.1fx faster)", a / b, b / a }')" \
-		"  the same less the ${idle_flush}s idle-flush wait" "$(awk -v n="$records" -v w="$wall_s" -v b="$floor_rps" -v i="$idle_flush" 'BEGIN { printf "%.3f (not the headline: the wait is the replay'"'"'s, see the top of e2e.sh)", n / (w - i) / b }')" \
+		"RATIO pipeline/floor (records/s)" "$(awk -v a="$pipeline_rps" -v b="$floor_rps" 'BEGIN { if (b + 0 > 0) printf "%.3f (floor %.1fx faster)", a / b, b / a; else print "n/a (BENCH_FLOOR_RUNS=0)" }')" \
+		"  the same less the ${idle_flush}s idle-flush wait" "$(awk -v n="$records" -v w="$wall_s" -v b="$floor_rps" -v i="$idle_flush" 'BEGIN { if (b + 0 > 0) printf "%.3f (not the headline: the wait is the replay'"'"'s, see the top of e2e.sh)", n / (w - i) / b; else print "n/a" }')" \
 		"CPU seconds in the run: wameter, broker, clickhouse" "$cpu_wameter, $cpu_broker, $cpu_clickhouse (first record to settled, incl. ${settle}s settle)" \
 		"peak RSS wameter (VmHWM)" "$(mb "$hwm_wameter") MB" \
 		"peak RSS broker (VmHWM; sampled in run)" "$(mb "$hwm_broker") MB; $(mb "$max_rss_broker") MB" \

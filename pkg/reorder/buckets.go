@@ -2,9 +2,11 @@ package reorder
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 
 	"github.com/wameter/wameter/pkg/billing"
+	"github.com/wameter/wameter/pkg/webhook"
 )
 
 // The events in memory are kept in buckets of event time instead of one
@@ -16,6 +18,11 @@ import (
 // order from all over memory; a bucket's events are sorted and read back
 // within its own few hundred, and an event added in order (as most are:
 // each input partition is read in arrival order) costs one comparison.
+//
+// A bucket keeps its events encoded (webhook.AppendEvent) in one byte
+// slice: half the memory of decoded events and their strings, and nothing
+// for the garbage collector to scan (a backfill holds millions of them).
+// An event is decoded when released.
 
 // bucketShift sets the bucket span: 1<<bucketShift seconds of event time.
 const bucketShift = 4
@@ -23,21 +30,25 @@ const bucketShift = 4
 // keepBuckets bounds the emptied buckets kept for their capacity.
 const keepBuckets = 64
 
-// maxHint bounds the capacity a new bucket starts with.
+// maxHint bounds the events a new bucket has room for.
 const maxHint = 4096
 
 // bucket holds the events of one span of event time.
 type bucket struct {
 	key     int64 // time >> bucketShift
-	items   []Item
-	entries []entry // one per item, entry.slot its index
+	data    []byte
+	entries []entry // one per event, entry.pos its encoding's place in data
 	head    int     // entries[:head] were released
 	sorted  int     // entries[head:sorted] are in release order; entries[sorted:] came since, in add order
 }
 
+// encoded returns the encoding of e's event.
+func (bk *bucket) encoded(e *entry) []byte { return bk.data[e.pos : e.pos+int64(e.size)] }
+
 // order returns the release order of two of bk's entries (compare): the
-// events themselves are read only for one key's events of one second.
-func (bk *bucket) order(x, y *entry) int {
+// events themselves are decoded (as views, allocating nothing) only for
+// one key's events of one second.
+func (b *Buffer) order(bk *bucket, x, y *entry) int {
 	switch {
 	case x.time != y.time:
 		return cmp.Compare(x.time, y.time)
@@ -46,12 +57,20 @@ func (bk *bucket) order(x, y *entry) int {
 	case x.customer != y.customer:
 		return cmp.Compare(x.customer, y.customer)
 	}
-	a, c := &bk.items[x.slot], &bk.items[y.slot]
-	return compare(&a.Event, a.Offset, &c.Event, c.Offset)
+	return compare(b.view(bk, x, &b.tie[0]), x.offset, b.view(bk, y, &b.tie[1]), y.offset)
 }
 
-// push adds an event to its time's bucket.
-func (b *Buffer) push(ev *billing.Event, offset int64, oi uint32) {
+// view decodes e's event into ev, its strings referring to bk's bytes.
+func (b *Buffer) view(bk *bucket, e *entry, ev *billing.Event) *billing.Event {
+	if err := webhook.ReadEventView(bk.encoded(e), ev); err != nil {
+		panic(fmt.Sprintf("reorder: a buffered event does not decode: %v", err)) // see AddEncoded
+	}
+	return ev
+}
+
+// push adds an event, encoded as enc (nil: encode ev), to its time's
+// bucket.
+func (b *Buffer) push(ev *billing.Event, enc []byte, offset int64, oi uint32) int {
 	k := ev.Time >> bucketShift
 	bk := b.last
 	if bk == nil || bk.key != k {
@@ -60,14 +79,21 @@ func (b *Buffer) push(ev *billing.Event, offset int64, oi uint32) {
 		}
 		b.last = bk
 	}
-	bk.items = append(bk.items, Item{Event: *ev, Offset: offset})
+	pos := len(bk.data)
+	if enc == nil {
+		bk.data = webhook.AppendEvent(bk.data, ev)
+	} else {
+		bk.data = append(bk.data, enc...)
+	}
+	size := len(bk.data) - pos
 	bk.entries = append(bk.entries, entry{time: ev.Time, phone: ev.PhoneNumberID, customer: ev.Customer,
-		slot: int32(len(bk.items) - 1), oi: oi})
+		offset: offset, pos: int64(pos), size: uint32(size), oi: oi})
 	n := len(bk.entries)
-	if bk.sorted == n-1 && (bk.sorted == bk.head || bk.order(&bk.entries[n-2], &bk.entries[n-1]) <= 0) {
+	if bk.sorted == n-1 && (bk.sorted == bk.head || b.order(bk, &bk.entries[n-2], &bk.entries[n-1]) <= 0) {
 		bk.sorted = n
 	}
 	b.n++
+	return size
 }
 
 // newBucket adds an empty bucket for key k.
@@ -85,7 +111,7 @@ func (b *Buffer) newBucket(k int64) *bucket {
 		if len(b.keys) > 0 {
 			hint = min(max(hint, b.n/len(b.keys)), maxHint)
 		}
-		bk = &bucket{key: k, items: make([]Item, 0, hint), entries: make([]entry, 0, hint)}
+		bk = &bucket{key: k, data: make([]byte, 0, hint*eventSizeHint), entries: make([]entry, 0, hint)}
 	}
 	if b.buckets == nil {
 		b.buckets = make(map[int64]*bucket)
@@ -99,11 +125,14 @@ func (b *Buffer) newBucket(k int64) *bucket {
 	return bk
 }
 
-// peek returns the first event in release order and its entry, or nil
-// when no event is in memory. Both stay valid until take.
-func (b *Buffer) peek() (*entry, *Item) {
+// eventSizeHint is about the size of an encoded status event.
+const eventSizeHint = 80
+
+// peek returns the entry of the first event in release order, or nil when
+// no event is in memory. It stays valid until take.
+func (b *Buffer) peek() *entry {
 	if b.n == 0 {
-		return nil, nil
+		return nil
 	}
 	bk := b.front
 	if bk == nil {
@@ -111,10 +140,22 @@ func (b *Buffer) peek() (*entry, *Item) {
 		b.front = bk
 	}
 	if bk.sorted < len(bk.entries) {
-		bk.sort(&b.scratch)
+		b.sortBucket(bk)
 	}
-	e := &bk.entries[bk.head]
-	return e, &bk.items[e.slot]
+	return &bk.entries[bk.head]
+}
+
+// frontView decodes the event of e, which peek returned, as a view.
+func (b *Buffer) frontView(e *entry) *billing.Event { return b.view(b.front, e, &b.tie[0]) }
+
+// decode returns the event of e, which peek returned, decoded (its strings
+// its own) with its offset, valid until the next decode.
+func (b *Buffer) decode(e *entry) *Item {
+	if err := webhook.ReadEvent(b.front.encoded(e), &b.cur.Event); err != nil {
+		panic(fmt.Sprintf("reorder: a buffered event does not decode: %v", err)) // see AddEncoded
+	}
+	b.cur.Offset = e.offset
+	return &b.cur
 }
 
 // take removes the event peek returned.
@@ -122,7 +163,7 @@ func (b *Buffer) take() {
 	bk := b.front
 	e := &bk.entries[bk.head]
 	b.forget(e)
-	b.mem -= itemBytes(&bk.items[e.slot].Event)
+	b.mem -= itemBytes(int(e.size))
 	bk.head++
 	b.n--
 	if bk.head == len(bk.entries) {
@@ -147,27 +188,25 @@ func (b *Buffer) dropFront() {
 	b.recycle(bk)
 }
 
-// recycle drops an emptied bucket's events and keeps its capacity for a
-// new bucket.
+// recycle keeps an emptied bucket's capacity for a new bucket.
 func (b *Buffer) recycle(bk *bucket) {
-	clear(bk.items) // their strings
-	bk.items, bk.entries, bk.head, bk.sorted = bk.items[:0], bk.entries[:0], 0, 0
+	bk.data, bk.entries, bk.head, bk.sorted = bk.data[:0], bk.entries[:0], 0, 0
 	if len(b.spare) < keepBuckets {
 		b.spare = append(b.spare, bk)
 	}
 }
 
-// sort puts bk's unreleased entries in release order: it sorts those added
-// since the last sort and merges them with the sorted ones (in scratch).
-func (bk *bucket) sort(scratch *[]entry) {
-	order := func(x, y entry) int { return bk.order(&x, &y) }
+// sortBucket puts bk's unreleased entries in release order: it sorts those
+// added since the last sort and merges them with the sorted ones.
+func (b *Buffer) sortBucket(bk *bucket) {
+	order := func(x, y entry) int { return b.order(bk, &x, &y) }
 	tail := bk.entries[bk.sorted:]
 	slices.SortFunc(tail, order)
-	if bk.sorted > bk.head && bk.order(&bk.entries[bk.sorted-1], &tail[0]) > 0 {
+	if bk.sorted > bk.head && b.order(bk, &bk.entries[bk.sorted-1], &tail[0]) > 0 {
 		// Merge: the sorted part goes aside, and both are merged back in
 		// place (the write position never passes the tail's read position).
-		*scratch = append((*scratch)[:0], bk.entries[bk.head:bk.sorted]...)
-		a, w := *scratch, bk.head
+		b.scratch = append(b.scratch[:0], bk.entries[bk.head:bk.sorted]...)
+		a, w := b.scratch, bk.head
 		for len(a) > 0 && len(tail) > 0 {
 			if order(tail[0], a[0]) < 0 {
 				bk.entries[w] = tail[0]
@@ -179,34 +218,36 @@ func (bk *bucket) sort(scratch *[]entry) {
 			w++
 		}
 		copy(bk.entries[w:], a)
-		if cap(*scratch) > 1<<16 {
-			*scratch = nil // a backlog's bucket: do not keep its size
+		if cap(b.scratch) > 1<<16 {
+			b.scratch = nil // a backlog's bucket: do not keep its size
 		}
 	}
 	bk.sorted = len(bk.entries)
 }
 
-// eachInOrder calls fn for every event in memory in release order (sorting
-// the buckets), without removing them.
-func (b *Buffer) eachInOrder(fn func(it *Item)) {
+// eachInOrder calls fn with the encoding and offset of every event in
+// memory in release order (sorting the buckets), without removing them.
+func (b *Buffer) eachInOrder(fn func(enc []byte, offset int64)) {
 	keys := slices.Clone(b.keys)
 	slices.Sort(keys)
 	for _, k := range keys {
 		bk := b.buckets[k]
 		if bk.sorted < len(bk.entries) {
-			bk.sort(&b.scratch)
+			b.sortBucket(bk)
 		}
 		for i := bk.head; i < len(bk.entries); i++ {
-			fn(&bk.items[bk.entries[i].slot])
+			e := &bk.entries[i]
+			fn(bk.encoded(e), e.offset)
 		}
 	}
 }
 
-// each calls fn for every event in memory, in no particular order.
-func (b *Buffer) each(fn func(it *Item)) {
+// each calls fn for the entry of every event in memory, in no particular
+// order.
+func (b *Buffer) each(fn func(e *entry)) {
 	for _, bk := range b.buckets {
 		for i := bk.head; i < len(bk.entries); i++ {
-			fn(&bk.items[bk.entries[i].slot])
+			fn(&bk.entries[i])
 		}
 	}
 }

@@ -15,6 +15,7 @@ package reorder
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"unsafe"
 
@@ -44,8 +45,8 @@ func Before(a, b *billing.Event) bool {
 
 // Buffer holds events until their release. Not safe for concurrent use.
 //
-// The events are kept in buckets of event time, each sorted when released
-// (see buckets.go).
+// The events are kept encoded in buckets of event time, each sorted when
+// released (see buckets.go).
 //
 // With a memory bound (NewWithOptions), the in-memory events are written to
 // a sorted run file whenever their estimated size passes the bound; Release
@@ -75,7 +76,8 @@ type Buffer struct {
 	// The order of the events in memory (buckets.go): n events in the
 	// buckets by key, keys a min-heap of the buckets' keys, front the
 	// bucket of keys[0] and last the bucket of the last Add (nil: look
-	// up), spare emptied buckets, scratch room to merge a bucket.
+	// up), spare emptied buckets, scratch room to merge a bucket; cur
+	// the event released last, tie two events compared as views.
 	n       int
 	buckets map[int64]*bucket
 	keys    []int64
@@ -83,16 +85,20 @@ type Buffer struct {
 	last    *bucket
 	spare   []*bucket
 	scratch []entry
+	cur     Item
+	tie     [2]billing.Event
 }
 
-// entry points at a buffered event in its bucket, with what orders most
-// events (time, phone number id, customer), so that most comparisons do
-// not touch the event itself.
+// entry points at a buffered event's encoding in its bucket, with what
+// orders most events (time, phone number id, customer) and its offset, so
+// that most comparisons do not decode the event.
 type entry struct {
 	time     int64
 	phone    uint64
 	customer uint64
-	slot     int32  // the event's index in its bucket's items
+	offset   int64
+	pos      int64  // the encoding is the bucket's data[pos:pos+size]
+	size     uint32 //
 	oi       uint32 // add-order number of its offset: see Buffer.first
 }
 
@@ -131,8 +137,24 @@ func (b *Buffer) Late(t int64) bool { return t <= b.released }
 
 // Add buffers an event; it returns false, buffering nothing, if it is late.
 // With a memory bound it may write the buffered events to disk first; if
-// that fails, Err reports it.
+// that fails, Err reports it. The buffer keeps a copy of the event, encoded
+// (webhook.AppendEvent): ev must be an event as the decoders produce them,
+// with a Kind and in-range enums, or Add panics.
 func (b *Buffer) Add(ev *billing.Event, offset int64) bool {
+	if ev.Kind < billing.Inbound || ev.Kind > billing.Status || ev.Status > billing.StatusFailed || ev.MsgKind > billing.KindLegacy {
+		panic(fmt.Sprintf("reorder: Add of an event webhook.ReadEvent would refuse: %+v", *ev))
+	}
+	return b.add(ev, nil, offset)
+}
+
+// AddEncoded is Add of an event enc encodes, ev being enc as decoded by
+// webhook.ReadEvent or ReadEventView (it must have accepted enc): the
+// buffer copies enc instead of encoding ev.
+func (b *Buffer) AddEncoded(ev *billing.Event, enc []byte, offset int64) bool {
+	return b.add(ev, enc, offset)
+}
+
+func (b *Buffer) add(ev *billing.Event, enc []byte, offset int64) bool {
 	if ev.Time <= b.released {
 		return false
 	}
@@ -157,25 +179,21 @@ func (b *Buffer) Add(ev *billing.Event, offset int64) bool {
 		b.live[n-1]++
 		oi = b.first + uint32(n-1)
 	}
-	b.push(ev, offset, oi)
-	b.mem += itemBytes(ev)
+	b.mem += itemBytes(b.push(ev, enc, offset, oi))
 	if b.mem > b.maxBytes {
 		b.spillMemory()
 	}
 	return true
 }
 
-// itemOverhead is what an event takes in memory besides its strings: its
-// Item, its entry and add-order index, each counted twice as append leaves
-// up to as much spare capacity.
-const itemOverhead = int64(2*unsafe.Sizeof(Item{}) + 2*unsafe.Sizeof(entry{}) + 2*(8+4))
+// itemOverhead is what an event takes in memory besides its encoding: its
+// entry and add-order index, counted twice as append leaves up to as much
+// spare capacity.
+const itemOverhead = int64(2*unsafe.Sizeof(entry{}) + 2*(8+4))
 
-// itemBytes estimates the memory an event takes in the buffer: its strings
-// come from one allocation when decoded (webhook.ReadEvent), rounded up.
-func itemBytes(ev *billing.Event) int64 {
-	n := len(ev.MessageID) + len(ev.MetaConversationID) + len(ev.MetaCategory) + len(ev.MetaPricingModel)
-	return itemOverhead + int64(n+15)&^15
-}
+// itemBytes estimates the memory an event of an encoding of size bytes
+// takes in the buffer (the encoding counted twice too).
+func itemBytes(size int) int64 { return itemOverhead + 2*int64(size) }
 
 // forget counts a released entry's event in the add-order index.
 func (b *Buffer) forget(e *entry) {
@@ -226,8 +244,8 @@ func (b *Buffer) Release(upTo int64, fn func(it *Item)) {
 			return
 		}
 	} else {
-		for e, it := b.peek(); e != nil && e.time <= upTo; e, it = b.peek() {
-			fn(it)
+		for e := b.peek(); e != nil && e.time <= upTo; e = b.peek() {
+			fn(b.decode(e))
 			b.take()
 		}
 	}
@@ -272,9 +290,9 @@ func (b *Buffer) memMinOffset() int64 {
 		return b.offsets[b.head]
 	}
 	min := int64(-1)
-	b.each(func(it *Item) {
-		if min < 0 || it.Offset < min {
-			min = it.Offset
+	b.each(func(e *entry) {
+		if min < 0 || e.offset < min {
+			min = e.offset
 		}
 	})
 	return min

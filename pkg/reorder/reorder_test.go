@@ -199,8 +199,8 @@ func TestMinOffsetFollowsReleases(t *testing.T) {
 	b := New(100)
 	scan := func() int64 {
 		m := int64(-1)
-		b.each(func(it *Item) {
-			if o := it.Offset; m < 0 || o < m {
+		b.each(func(e *entry) {
+			if o := e.offset; m < 0 || o < m {
 				m = o
 			}
 		})
@@ -240,7 +240,7 @@ func TestReleaseOrderWithinBuckets(t *testing.T) {
 			// Mostly increasing, some behind: within the lateness of the
 			// highest time so far, never at or behind the released watermark.
 			t0 := int64(1000 + i/20)
-			ev := billing.Event{Kind: billing.EventKind(rng.IntN(3)), Time: t0 - rng.Int64N(lateness), PhoneNumberID: 1 + rng.Uint64N(2),
+			ev := billing.Event{Kind: billing.EventKind(1 + rng.IntN(3)), Time: t0 - rng.Int64N(lateness), PhoneNumberID: 1 + rng.Uint64N(2),
 				Customer: 1 + rng.Uint64N(3), MessageID: fmt.Sprint(rng.IntN(50)), Status: billing.StatusKind(rng.IntN(3))}
 			if ev.Time <= b.Released() {
 				continue

@@ -283,15 +283,9 @@ func (b *Buffer) spillMemory() {
 	s := b.sp
 	minOffset, n := b.MinOffset(), b.Len()
 	// The buckets in key order, each sorted: the memory is cleared after.
-	order := make([]*Item, 0, b.n)
-	b.eachInOrder(func(it *Item) { order = append(order, it) })
-	i := 0
-	r, err := s.writeRun(func() *Item {
-		if i == len(order) {
-			return nil
-		}
-		i++
-		return order[i-1]
+	r, err := s.writeRun(func(put func(enc []byte, offset int64)) error {
+		b.eachInOrder(put)
+		return nil
 	})
 	if err != nil {
 		b.fail(fmt.Errorf("spill %d events: %w", n-int(s.events), err), minOffset, n)
@@ -329,23 +323,18 @@ func (s *spiller) compact() error {
 	for i := len(h)/2 - 1; i >= 0; i-- {
 		runDown(h, i)
 	}
-	var stepErr error
-	started := false
-	out, err := s.writeRun(func() *Item {
-		if started { // the head returned last is written
+	out, err := s.writeRun(func(put func(enc []byte, offset int64)) error {
+		for len(h) > 0 {
+			s.enc = webhook.AppendEvent(s.enc[:0], &h[0].head.Event)
+			put(s.enc, h[0].head.Offset)
 			var err error
 			if h, _, err = s.step(h); err != nil {
-				stepErr = err
-				return nil
+				return err
 			}
 		}
-		started = true
-		if len(h) == 0 {
-			return nil
-		}
-		return &h[0].head
+		return nil
 	})
-	if err = errors.Join(stepErr, err); err != nil {
+	if err != nil {
 		if out != nil {
 			s.events -= out.left()
 			err = errors.Join(err, s.drop(out))
@@ -366,13 +355,14 @@ func (s *spiller) compact() error {
 	return errors.Join(errs...)
 }
 
-// writeRun writes the events next returns, in the order it returns them,
-// to a new run file, and reads the first back as its head. The run file is
-// removed on error.
+// writeRun writes the events each puts (encoded by webhook.AppendEvent,
+// with their offsets), in the order it puts them, to a new run file, and
+// reads the first back as its head. The run file is removed on error (each's
+// too).
 //
 // A record is the event's encoding length (uvarint), its offset (varint)
 // and webhook.AppendEvent's encoding.
-func (s *spiller) writeRun(next func() *Item) (_ *run, err error) {
+func (s *spiller) writeRun(each func(put func(enc []byte, offset int64)) error) (_ *run, err error) {
 	s.seq++
 	f, err := os.OpenFile(filepath.Join(s.dir, fmt.Sprintf("%s%08x-%06d%s", runPrefix, s.token, s.seq, runSuffix)),
 		os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
@@ -392,18 +382,20 @@ func (s *spiller) writeRun(next func() *Item) (_ *run, err error) {
 	r := &run{f: f}
 	var hdr [2 * binary.MaxVarintLen64]byte
 	blockMin := int64(math.MaxInt64)
-	for it := next(); it != nil; it = next() {
-		s.enc = webhook.AppendEvent(s.enc[:0], &it.Event)
-		h := binary.AppendUvarint(hdr[:0], uint64(len(s.enc)))
-		h = binary.AppendVarint(h, it.Offset)
+	if err := each(func(enc []byte, offset int64) {
+		h := binary.AppendUvarint(hdr[:0], uint64(len(enc)))
+		h = binary.AppendVarint(h, offset)
 		s.w.Write(h) // errors stick to the writer: Flush reports them
-		s.w.Write(s.enc)
-		r.size += int64(len(h) + len(s.enc))
-		blockMin = min(blockMin, it.Offset)
+		s.w.Write(enc)
+		r.size += int64(len(h) + len(enc))
+		blockMin = min(blockMin, offset)
 		if r.n++; r.n%blockLen == 0 {
 			r.blockMin = append(r.blockMin, blockMin)
 			blockMin = math.MaxInt64
 		}
+	}); err != nil {
+		s.w.Reset(nil)
+		return nil, err
 	}
 	if r.n%blockLen != 0 {
 		r.blockMin = append(r.blockMin, blockMin)
@@ -512,9 +504,9 @@ func (b *Buffer) releaseMerged(upTo int64, fn func(it *Item)) bool {
 		if len(s.runs) > 0 && s.runs[0].head.Event.Time <= upTo {
 			r = s.runs[0]
 		}
-		if e, it := b.peek(); e != nil && e.time <= upTo &&
-			(r == nil || !before(&r.head.Event, r.head.Offset, &it.Event, it.Offset)) {
-			fn(it)
+		if e := b.peek(); e != nil && e.time <= upTo &&
+			(r == nil || !before(&r.head.Event, r.head.Offset, b.frontView(e), e.offset)) {
+			fn(b.decode(e))
 			b.take()
 			continue
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unsafe"
 
 	"github.com/wameter/wameter/pkg/billing"
 )
@@ -51,7 +52,15 @@ func AppendEvent(dst []byte, e *billing.Event) []byte {
 // rejects an unknown format byte, out-of-range enums, truncated input and
 // trailing bytes with an error wrapping ErrCorruptEvent; e is then
 // unspecified. The strings set on e do not refer to b.
-func ReadEvent(b []byte, e *billing.Event) error {
+func ReadEvent(b []byte, e *billing.Event) error { return readEvent(b, e, false) }
+
+// ReadEventView is ReadEvent without the copy: the strings set on e refer
+// to b's bytes, and are valid only as long as b is not written to (nor
+// freed for reuse). It allocates nothing: for an event that is looked at,
+// or copied elsewhere whole, and dropped.
+func ReadEventView(b []byte, e *billing.Event) error { return readEvent(b, e, true) }
+
+func readEvent(b []byte, e *billing.Event, view bool) error {
 	if len(b) < 5 {
 		return fmt.Errorf("read event: %w: %d bytes", ErrCorruptEvent, len(b))
 	}
@@ -85,7 +94,13 @@ func ReadEvent(b []byte, e *billing.Event) error {
 	if total != uint64(len(r.b)) {
 		return fmt.Errorf("read event: %w: strings of %d bytes, %d left", ErrCorruptEvent, total, len(r.b))
 	}
-	all := string(r.b)
+	var all string
+	switch {
+	case !view:
+		all = string(r.b)
+	case len(r.b) > 0:
+		all = unsafe.String(&r.b[0], len(r.b))
+	}
 	var off uint64
 	next := func(n uint64) string {
 		v := all[off : off+n]

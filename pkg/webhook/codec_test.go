@@ -36,6 +36,17 @@ func TestEventCodecRoundTrip(t *testing.T) {
 		if got != want {
 			t.Errorf("event %d:\n got %+v\nwant %+v", i, got, want)
 		}
+		// A view's strings are buf's bytes: equal now, changed with them.
+		var view billing.Event
+		if err := ReadEventView(buf, &view); err != nil || view != want {
+			t.Fatalf("event %d: view %+v, %v", i, view, err)
+		}
+		if len(want.MetaPricingModel) > 0 {
+			buf[len(buf)-1]++
+			if view.MetaPricingModel == want.MetaPricingModel || got.MetaPricingModel != want.MetaPricingModel {
+				t.Errorf("event %d: the view does not share buf's bytes, or ReadEvent's copy does", i)
+			}
+		}
 	}
 }
 

@@ -91,8 +91,12 @@ func FuzzReadEvent(f *testing.F) {
 	}
 	f.Add([]byte{eventFormatV1, 1, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		var e billing.Event
-		if ReadEvent(b, &e) != nil {
+		var e, view billing.Event
+		err := ReadEvent(b, &e)
+		if verr := ReadEventView(b, &view); (err == nil) != (verr == nil) || (err == nil && view != e) {
+			t.Fatalf("ReadEventView: %+v, %v; ReadEvent: %+v, %v", view, verr, e, err)
+		}
+		if err != nil {
 			return
 		}
 		// Whatever was accepted must survive a round trip unchanged.

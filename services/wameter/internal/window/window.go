@@ -471,8 +471,9 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 // event buffers one event of record m (encoded in value: all of a
 // single-event record, one event of a packed one), or dead-letters it.
 func (s *Stage) event(pt *part, m *kafka.Message, value []byte, applied, replayed *int) {
+	// A view: the buffer keeps value's bytes, not ev's strings.
 	var ev billing.Event
-	if err := webhook.ReadEvent(value, &ev); err != nil {
+	if err := webhook.ReadEventView(value, &ev); err != nil {
 		if m.Offset >= pt.replayUntil {
 			s.m.events.WithLabelValues("bad").Inc()
 			pt.letters = append(pt.letters, stream.Letter{Source: eventRecord(m, value, nil), Reason: "bad_event", Err: err})
@@ -481,7 +482,7 @@ func (s *Stage) event(pt *part, m *kafka.Message, value []byte, applied, replaye
 	}
 	if m.Offset < pt.replayUntil {
 		if !pt.buf.Late(ev.Time) {
-			pt.buf.Add(&ev, m.Offset)
+			pt.buf.AddEncoded(&ev, value, m.Offset)
 		}
 		*replayed++
 		return
@@ -493,7 +494,7 @@ func (s *Stage) event(pt *part, m *kafka.Message, value []byte, applied, replaye
 	// ended, or a partition replayed in other batches after a restart
 	// would derive other units under the sequence numbers the account
 	// stage has seen.
-	if watermark := max(pt.buf.Released(), pt.ready()); ev.Time <= watermark || !pt.buf.Add(&ev, m.Offset) {
+	if watermark := max(pt.buf.Released(), pt.ready()); ev.Time <= watermark || !pt.buf.AddEncoded(&ev, value, m.Offset) {
 		s.m.events.WithLabelValues("late").Inc()
 		pt.letters = append(pt.letters, stream.Letter{Source: eventRecord(m, value, &ev), Reason: "late",
 			Err: fmt.Errorf("event time %s is at or behind the watermark %s (lateness %s)",
