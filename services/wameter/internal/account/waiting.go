@@ -14,12 +14,24 @@ type pending struct {
 // queue position) orders them by billing.UnitLess. A heap of whole units
 // moved some 200 bytes per swap, and the checkpoint's replay offset (the
 // lowest offset still waiting) was a scan of them all: here it is the head
-// of the queue.
+// of the queue. The queue is kept in chunks: in a replay it holds hours of
+// units, and a slice copied them all (under the write barrier) at every
+// doubling and every drop of its popped prefix.
 type waiting struct {
-	queue []slot // queue[i] is the unit pushed as number base+i
-	head  int    // queue[:head] are all popped
-	base  uint64
-	heap  []entry
+	chunks [][]slot // queue position i is chunks[(first+i)/queueChunk][(first+i)%queueChunk]
+	first  int      // where position 0 is in chunks[0]
+	n      int      // positions in the queue, popped ones included
+	head   int      // positions [0, head) are all popped
+	base   uint64   // the number the unit at position 0 was pushed as
+	heap   []entry
+	spare  [][]slot // emptied chunks
+}
+
+const queueChunk = 1024
+
+func (w *waiting) at(i int) *slot {
+	i += w.first
+	return &w.chunks[i/queueChunk][i%queueChunk]
 }
 
 type slot struct {
@@ -40,17 +52,17 @@ func (w *waiting) next() *entry { return &w.heap[0] }
 // minOffset is the lowest offset of a waiting unit; ok is false when none
 // waits. Offsets must be pushed in non-decreasing order.
 func (w *waiting) minOffset() (offset int64, ok bool) {
-	if w.head == len(w.queue) {
+	if w.head == w.n {
 		return 0, false
 	}
-	return w.queue[w.head].offset, true
+	return w.at(w.head).offset, true
 }
 
 func (w *waiting) less(a, b *entry) bool {
 	if a.chargedAt != b.chargedAt {
 		return a.chargedAt < b.chargedAt
 	}
-	ua, ub := &w.queue[a.seq-w.base].unit, &w.queue[b.seq-w.base].unit
+	ua, ub := &w.at(int(a.seq-w.base)).unit, &w.at(int(b.seq-w.base)).unit
 	if billing.UnitLess(ua, ub) {
 		return true
 	}
@@ -62,8 +74,18 @@ func (w *waiting) less(a, b *entry) bool {
 
 // push adds p; p.offset must not be below that of any unit pushed before.
 func (w *waiting) push(p pending) {
-	seq := w.base + uint64(len(w.queue))
-	w.queue = append(w.queue, slot{pending: p})
+	seq := w.base + uint64(w.n)
+	if (w.first+w.n)/queueChunk == len(w.chunks) {
+		var c []slot
+		if k := len(w.spare); k > 0 {
+			c, w.spare = w.spare[k-1], w.spare[:k-1]
+		} else {
+			c = make([]slot, queueChunk)
+		}
+		w.chunks = append(w.chunks, c)
+	}
+	w.n++
+	*w.at(w.n - 1) = slot{pending: p}
 	w.heap = append(w.heap, entry{chargedAt: p.unit.ChargedAt, seq: seq})
 	j := len(w.heap) - 1
 	for j > 0 {
@@ -100,20 +122,27 @@ func (w *waiting) pop() pending {
 		i = j
 	}
 
-	s := &w.queue[top.seq-w.base]
+	s := w.at(int(top.seq - w.base))
 	p := s.pending
 	*s = slot{popped: true} // drops the unit's strings
-	for w.head < len(w.queue) && w.queue[w.head].popped {
+	for w.head < w.n && w.at(w.head).popped {
 		w.head++
 	}
-	// Drop the popped prefix once it is at least half the queue: amortized
-	// O(1) per unit.
-	if w.head == len(w.queue) || (w.head >= 1024 && 2*w.head >= len(w.queue)) {
-		n := copy(w.queue, w.queue[w.head:])
-		clear(w.queue[n:])
-		w.queue = w.queue[:n]
-		w.base += uint64(w.head)
-		w.head = 0
+	// Drop the chunks the popped prefix fills, or all when all is popped.
+	for w.head > 0 && (w.head == w.n || w.first+w.head >= queueChunk) {
+		k := min(queueChunk-w.first, w.n)
+		c := w.chunks[0]
+		clear(c)
+		if len(w.spare) < 4 {
+			w.spare = append(w.spare, c)
+		}
+		last := copy(w.chunks, w.chunks[1:])
+		w.chunks[last] = nil
+		w.chunks = w.chunks[:last]
+		w.base += uint64(k)
+		w.n -= k
+		w.head -= k
+		w.first = 0
 	}
 	return p
 }
