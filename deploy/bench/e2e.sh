@@ -11,8 +11,9 @@
 #     fresh database), stops the pipeline, produces the records;
 #  3. pipeline run: starts the pipeline again on the backlog and measures from
 #     the first record it consumed to the last row visible in ClickHouse
-#     (conversations + charges, unchanged for BENCH_SETTLE), sampling RSS and
-#     taking back-to-back CPU profiles; then the window's changelog size;
+#     (conversations + charges, unchanged for BENCH_SETTLE), sampling RSS
+#     (and, with BENCH_PROFILE=1, taking back-to-back CPU profiles); then
+#     the window's changelog size;
 #  4. the floor: kcat | clickhouse-client INSERT of the same records;
 #  5. prints one table (also written to BENCH_STATE_DIR/run/summary.txt).
 #
@@ -40,7 +41,10 @@
 #   BENCH_OPS_ADDR       the pipeline's ops address (default 127.0.0.1:19464)
 #   BENCH_SETTLE         seconds the row count must stay unchanged (default 15)
 #   BENCH_TIMEOUT        seconds the pipeline run may take (default 1800)
-#   BENCH_PROFILE        1: CPU profiles of the pipeline run (default 1)
+#   BENCH_PROFILE        1: CPU profiles of the pipeline run, and their top
+#                        functions after the table (default 0: on this
+#                        machine profiling costs the pipeline 10-14% of its
+#                        CPU time, which would understate the ratio)
 #   BENCH_FLOOR_RUNS     floor runs, the median is the floor (default 3; 0:
 #                        no floor and no ratio, to compare pipeline runs)
 #   BENCH_LATENESS       WAMETER_LATENESS of the pipeline run (default: the
@@ -60,7 +64,7 @@ accounts=${BENCH_ACCOUNTS:-10}
 seed=${BENCH_SEED:-1}
 settle=${BENCH_SETTLE:-15}
 timeout_s=${BENCH_TIMEOUT:-1800}
-profile=${BENCH_PROFILE:-1}
+profile=${BENCH_PROFILE:-0}
 floor_count=${BENCH_FLOOR_RUNS:-3}
 
 # The stack's settings come only from BENCH_*: a developer's KAFKA_BROKERS or
@@ -337,6 +341,7 @@ floor_rps=$(per_second "$records" "$floor_s")
 		"RATIO pipeline/floor (records/s)" "$(awk -v a="$pipeline_rps" -v b="$floor_rps" 'BEGIN { if (b + 0 > 0) printf "%.3f (floor %.1fx faster)", a / b, b / a; else print "n/a (BENCH_FLOOR_RUNS=0)" }')" \
 		"  the same less the ${idle_flush}s idle-flush wait" "$(awk -v n="$records" -v w="$wall_s" -v b="$floor_rps" -v i="$idle_flush" 'BEGIN { if (b + 0 > 0) printf "%.3f (not the headline: the wait is the replay'"'"'s, see the top of e2e.sh)", n / (w - i) / b; else print "n/a" }')" \
 		"CPU seconds in the run: wameter, broker, clickhouse" "$cpu_wameter, $cpu_broker, $cpu_clickhouse (first record to settled, incl. ${settle}s settle)" \
+		"CPU profiling of the pipeline run" "$(if [ "$profile" = 1 ]; then echo "on (it slows the pipeline: compare runs without it)"; else echo "off (BENCH_PROFILE=1)"; fi)" \
 		"peak RSS wameter (VmHWM)" "$(mb "$hwm_wameter") MB" \
 		"peak RSS broker (VmHWM; sampled in run)" "$(mb "$hwm_broker") MB; $(mb "$max_rss_broker") MB" \
 		"peak RSS clickhouse (VmHWM; sampled in run)" "$(mb "$hwm_clickhouse") MB; $(mb "$max_rss_clickhouse") MB" \
