@@ -336,7 +336,7 @@ floor_rps=$(per_second "$records" "$floor_s")
 		"pipeline events/s" "$(per_second "$events" "$wall_s")" \
 		"pipeline records/s" "$pipeline_rps" \
 		"pipeline events/s less the ${idle_flush}s idle-flush wait" "$(per_second "$events" "$(awk -v w="$wall_s" -v i="$idle_flush" 'BEGIN { print w - i }')")" \
-		"floor wall (kcat | clickhouse-client)" "${floor_s}s (median of ${floor_runs[*]})" \
+		"floor wall (kcat | clickhouse-client)" "$(if ((floor_count > 0)); then echo "${floor_s}s (median of ${floor_runs[*]})"; else echo "not run (BENCH_FLOOR_RUNS=0)"; fi)" \
 		"floor records/s" "$floor_rps" \
 		"RATIO pipeline/floor (records/s)" "$(awk -v a="$pipeline_rps" -v b="$floor_rps" 'BEGIN { if (b + 0 > 0) printf "%.3f (floor %.1fx faster)", a / b, b / a; else print "n/a (BENCH_FLOOR_RUNS=0)" }')" \
 		"  the same less the ${idle_flush}s idle-flush wait" "$(awk -v n="$records" -v w="$wall_s" -v b="$floor_rps" -v i="$idle_flush" 'BEGIN { if (b + 0 > 0) printf "%.3f (not the headline: the wait is the replay'"'"'s, see the top of e2e.sh)", n / (w - i) / b; else print "n/a" }')" \
