@@ -1,7 +1,6 @@
 package reorder
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 
@@ -49,13 +48,8 @@ func (bk *bucket) encoded(e *entry) []byte { return bk.data[e.pos : e.pos+int64(
 // events themselves are decoded (as views, allocating nothing) only for
 // one key's events of one second.
 func (b *Buffer) order(bk *bucket, x, y *entry) int {
-	switch {
-	case x.time != y.time:
-		return cmp.Compare(x.time, y.time)
-	case x.phone != y.phone:
-		return cmp.Compare(x.phone, y.phone)
-	case x.customer != y.customer:
-		return cmp.Compare(x.customer, y.customer)
+	if c := compareKey(x.time, x.phone, x.customer, y.time, y.phone, y.customer); c != 0 {
+		return c
 	}
 	return compare(b.view(bk, x, &b.tie[0]), x.offset, b.view(bk, y, &b.tie[1]), y.offset)
 }

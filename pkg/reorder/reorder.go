@@ -309,13 +309,10 @@ func before(a *billing.Event, aOffset int64, b *billing.Event, bOffset int64) bo
 // input offset, then by the rest of their fields. Only events equal in
 // every field compare 0, and their order does not matter.
 func compare(a *billing.Event, aOffset int64, b *billing.Event, bOffset int64) int {
+	if c := compareKey(a.Time, a.PhoneNumberID, a.Customer, b.Time, b.PhoneNumberID, b.Customer); c != 0 {
+		return c
+	}
 	switch {
-	case a.Time != b.Time:
-		return cmp.Compare(a.Time, b.Time)
-	case a.PhoneNumberID != b.PhoneNumberID:
-		return cmp.Compare(a.PhoneNumberID, b.PhoneNumberID)
-	case a.Customer != b.Customer:
-		return cmp.Compare(a.Customer, b.Customer)
 	case billing.Less(a, b):
 		return -1
 	case billing.Less(b, a):
@@ -333,6 +330,18 @@ func compare(a *billing.Event, aOffset int64, b *billing.Event, bOffset int64) i
 		cmp.Compare(a.MetaCategory, b.MetaCategory),
 		cmp.Compare(a.MetaPricingModel, b.MetaPricingModel),
 	)
+}
+
+// compareKey is the first part of the release order: time, phone number
+// id, customer (what a bucket's entries hold).
+func compareKey(aTime int64, aPhone, aCustomer uint64, bTime int64, bPhone, bCustomer uint64) int {
+	switch {
+	case aTime != bTime:
+		return cmp.Compare(aTime, bTime)
+	case aPhone != bPhone:
+		return cmp.Compare(aPhone, bPhone)
+	}
+	return cmp.Compare(aCustomer, bCustomer)
 }
 
 func boolInt(v bool) int {
