@@ -56,10 +56,16 @@ func (b *Buffer) order(bk *bucket, x, y *entry) int {
 
 // view decodes e's event into ev, its strings referring to bk's bytes.
 func (b *Buffer) view(bk *bucket, e *entry, ev *billing.Event) *billing.Event {
-	if err := webhook.ReadEventView(bk.encoded(e), ev); err != nil {
-		panic(fmt.Sprintf("reorder: a buffered event does not decode: %v", err)) // see AddEncoded
-	}
+	mustDecode(webhook.ReadEventView(bk.encoded(e), ev))
 	return ev
+}
+
+// mustDecode panics on the error of decoding a buffered event: only an
+// encoding Add made or AddEncoded was given as valid is buffered.
+func mustDecode(err error) {
+	if err != nil {
+		panic(fmt.Sprintf("reorder: a buffered event does not decode: %v", err))
+	}
 }
 
 // push adds an event, encoded as enc (nil: encode ev), to its time's
@@ -145,9 +151,7 @@ func (b *Buffer) frontView(e *entry) *billing.Event { return b.view(b.front, e, 
 // decode returns the event of e, which peek returned, decoded (its strings
 // its own) with its offset, valid until the next decode.
 func (b *Buffer) decode(e *entry) *Item {
-	if err := webhook.ReadEvent(b.front.encoded(e), &b.cur.Event); err != nil {
-		panic(fmt.Sprintf("reorder: a buffered event does not decode: %v", err)) // see AddEncoded
-	}
+	mustDecode(webhook.ReadEvent(b.front.encoded(e), &b.cur.Event))
 	b.cur.Offset = e.offset
 	return &b.cur
 }

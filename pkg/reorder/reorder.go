@@ -20,6 +20,7 @@ import (
 	"unsafe"
 
 	"github.com/wameter/wameter/pkg/billing"
+	"github.com/wameter/wameter/pkg/webhook"
 )
 
 // Item is a buffered event with the input offset it came from.
@@ -98,7 +99,7 @@ type entry struct {
 	customer uint64
 	offset   int64
 	pos      int64  // the encoding is the bucket's data[pos:pos+size]
-	size     uint32 //
+	size     uint32 // bytes of the encoding
 	oi       uint32 // add-order number of its offset: see Buffer.first
 }
 
@@ -141,7 +142,7 @@ func (b *Buffer) Late(t int64) bool { return t <= b.released }
 // (webhook.AppendEvent): ev must be an event as the decoders produce them,
 // with a Kind and in-range enums, or Add panics.
 func (b *Buffer) Add(ev *billing.Event, offset int64) bool {
-	if ev.Kind < billing.Inbound || ev.Kind > billing.Status || ev.Status > billing.StatusFailed || ev.MsgKind > billing.KindLegacy {
+	if !webhook.Encodable(ev) {
 		panic(fmt.Sprintf("reorder: Add of an event webhook.ReadEvent would refuse: %+v", *ev))
 	}
 	return b.add(ev, nil, offset)

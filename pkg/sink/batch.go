@@ -44,8 +44,6 @@ func (b *tableBatch) takeFrom(o *tableBatch) {
 		b.meta, o.meta = o.meta, b.meta[:0]
 		b.convs, o.convs = o.convs, b.convs
 		b.charges, o.charges = o.charges, b.charges
-		o.convs.truncate(0)
-		o.charges.truncate(0)
 		return
 	}
 	b.meta = append(b.meta, o.meta...)

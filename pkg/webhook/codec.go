@@ -48,6 +48,14 @@ func AppendEvent(dst []byte, e *billing.Event) []byte {
 	return append(dst, e.MetaPricingModel...)
 }
 
+// Encodable reports whether ReadEvent accepts e's AppendEvent encoding: e has
+// a Kind and in-range enums, as the decoders produce events.
+func Encodable(e *billing.Event) bool { return validEnums(e.Kind, e.Status, e.MsgKind) }
+
+func validEnums(kind billing.EventKind, status billing.StatusKind, msgKind billing.MsgKind) bool {
+	return kind >= billing.Inbound && kind <= billing.Status && status <= billing.StatusFailed && msgKind <= billing.KindLegacy
+}
+
 // ReadEvent decodes one AppendEvent encoding, the whole of b, into e. It
 // rejects an unknown format byte, out-of-range enums, truncated input and
 // trailing bytes with an error wrapping ErrCorruptEvent; e is then
@@ -68,8 +76,7 @@ func readEvent(b []byte, e *billing.Event, view bool) error {
 		return fmt.Errorf("read event: %w: unknown format %d", ErrCorruptEvent, b[0])
 	}
 	kind, status, msgKind, flags := billing.EventKind(b[1]), billing.StatusKind(b[2]), billing.MsgKind(b[3]), b[4]
-	if kind < billing.Inbound || kind > billing.Status || status > billing.StatusFailed ||
-		msgKind > billing.KindLegacy || flags > 1 {
+	if !validEnums(kind, status, msgKind) || flags > 1 {
 		return fmt.Errorf("read event: %w: kind %d, status %d, msg kind %d, flags %#x out of range",
 			ErrCorruptEvent, kind, status, msgKind, flags)
 	}

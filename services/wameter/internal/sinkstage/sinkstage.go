@@ -79,18 +79,18 @@ func (s *Stage) Handle(ctx context.Context, topic string, p int, batch []kafka.M
 	var letters []stream.Letter
 	var parts, rowParts []string
 	var rows []sink.Row
+	var err error
 	for i := range batch {
 		m := &batch[i]
 		packed := wire.IsPacked(m.Value)
 		// One copy of the record: the rows' strings are substrings of it.
 		value := string(m.Value)
-		parts = append(parts[:0], value)
-		if packed {
-			var err error
-			if parts, err = wire.SplitPackedString(value, parts[:0]); err != nil {
-				letters = append(letters, stream.Letter{Source: *m, Reason: "bad_row", Err: err})
-				continue
-			}
+		if !packed {
+			// A record of one row (a window or account before packed rows).
+			parts = append(parts[:0], value)
+		} else if parts, err = wire.SplitPackedString(value, parts[:0]); err != nil {
+			letters = append(letters, stream.Letter{Source: *m, Reason: "bad_row", Err: err})
+			continue
 		}
 		// A bad row of a packed record is dead-lettered alone: its own
 		// bytes, the record's coordinates.
